@@ -1,0 +1,193 @@
+"""The device configuration: one pydantic model that rejects unknown keys.
+
+A config file is TOML (see ``firmware_config/profiles/`` for complete examples). Every field has a
+sane default except what only the installer can know: the device id, site, room and pins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Final, Literal, Self
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
+
+from protocol.topics import DEVICE_ID_PATTERN
+
+CONFIG_SCHEMA_VERSION: Final = 1
+
+DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+ComponentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+BrokerUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], default_port=1883)]
+HttpUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoomKind(StrEnum):
+    INTERROGATION = "interrogation"  # 讯问室
+    INQUIRY = "inquiry"  # 询问室
+    WAITING = "waiting"  # 候问室
+    HALL = "hall"  # 办案区大厅 / corridor
+    OTHER = "other"
+
+
+class DeviceSection(Strict):
+    id: DeviceId
+    site: Slug
+    room: Slug
+    room_kind: RoomKind
+    name: Annotated[str, StringConstraints(max_length=80)] = ""
+    board: Slug = "rpi4"
+
+
+class InputRole(StrEnum):
+    DOOR = "door"
+    PIR = "pir"
+    PANIC = "panic"
+    TAMPER = "tamper"
+
+
+class InputConfig(Strict):
+    """One digital input. ``active`` is the electrical level that means "door open", "motion",
+    "button pressed" or "enclosure open"; ``pull`` is the internal resistor."""
+
+    role: InputRole
+    pin: Annotated[int, Field(ge=0, le=63)]
+    active: Literal["high", "low"]
+    pull: Literal["up", "down", "none"] = "up"
+    debounce_ms: Annotated[int, Field(ge=0, le=5000)] = 50
+
+
+class CameraSource(StrEnum):
+    PICAMERA2 = "picamera2"
+    RTSP = "rtsp"
+    USB = "usb"
+    SYNTHETIC = "synthetic"
+
+
+class CameraConfig(Strict):
+    id: ComponentId
+    role: Literal["room", "subject", "door", "other"] = "room"
+    source: CameraSource
+    url: Annotated[str, StringConstraints(max_length=500)] | None = None
+    device: Annotated[str, StringConstraints(max_length=200)] | None = None
+    width: Annotated[int, Field(ge=64, le=3840)] = 1280
+    height: Annotated[int, Field(ge=48, le=2160)] = 720
+    fps: Annotated[int, Field(ge=1, le=60)] = 15
+
+    @model_validator(mode="after")
+    def _source_needs_address(self) -> Self:
+        if self.source is CameraSource.RTSP and not (self.url or "").startswith("rtsp://"):
+            raise ValueError("an rtsp camera needs url = 'rtsp://…'")
+        if self.source is CameraSource.USB and not self.device:
+            raise ValueError("a usb camera needs device = '/dev/videoN'")
+        return self
+
+
+class MicrophoneConfig(Strict):
+    id: ComponentId
+    role: Literal["officer", "subject", "room", "other"] = "room"
+    source: Literal["sounddevice", "synthetic"]
+    device: Annotated[str, StringConstraints(max_length=200)] | None = None
+    sample_rate: Literal[8000, 16000, 22050, 32000, 44100, 48000] = 16000
+    channels: Annotated[int, Field(ge=1, le=2)] = 1
+
+
+class BrokerSection(Strict):
+    url: BrokerUrl = AnyUrl("mqtt://127.0.0.1:1883")
+    keepalive_s: Annotated[int, Field(ge=2, le=600)] = 10
+    username: Annotated[str, StringConstraints(max_length=100)] | None = None
+    password_file: Path | None = None
+
+
+class CollectorSection(Strict):
+    url: HttpUrl = AnyUrl("http://127.0.0.1:8080")
+
+
+class HeartbeatSection(Strict):
+    interval_s: Annotated[float, Field(ge=1, le=300)] = 10.0
+
+
+class UplinkSection(Strict):
+    window: Annotated[int, Field(ge=1, le=10_000)] = 256
+    """Events published but not yet acknowledged by the collector, at most."""
+    resend_after_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
+    """Publish again what the collector has not acknowledged after this long (doubling to 5 min)."""
+    keep_delivered_days: Annotated[int, Field(ge=0, le=3650)] = 7
+
+
+class StorageSection(Strict):
+    data_dir: Path = Path("/var/lib/custos-agent")
+
+
+class AgentConfig(Strict):
+    schema_version: Literal[1] = CONFIG_SCHEMA_VERSION
+    device: DeviceSection
+    broker: BrokerSection = BrokerSection()
+    collector: CollectorSection = CollectorSection()
+    heartbeat: HeartbeatSection = HeartbeatSection()
+    uplink: UplinkSection = UplinkSection()
+    storage: StorageSection = StorageSection()
+    inputs: dict[ComponentId, InputConfig] = Field(default_factory=dict)
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=8)
+    microphones: list[MicrophoneConfig] = Field(default_factory=list, max_length=8)
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _role_defaults_to_name(cls, value: object) -> object:
+        """``[inputs.door]`` needs no ``role = "door"``; ``[inputs.door2]`` does."""
+        if not isinstance(value, dict):
+            return value
+        roles = {role.value for role in InputRole}
+        return {
+            name: (
+                {"role": name, **spec}
+                if isinstance(spec, dict) and "role" not in spec and name in roles
+                else spec
+            )
+            for name, spec in value.items()
+        }
+
+    @model_validator(mode="after")
+    def _unique_pins_and_ids(self) -> Self:
+        seen_pins: dict[int, str] = {}
+        for name, spec in self.inputs.items():
+            if spec.pin in seen_pins:
+                raise ValueError(
+                    f"inputs.{name}.pin {spec.pin} is already used by inputs.{seen_pins[spec.pin]}"
+                )
+            seen_pins[spec.pin] = name
+        seen_ids: dict[str, str] = {name: "inputs" for name in self.inputs}
+        for section, items in (("cameras", self.cameras), ("microphones", self.microphones)):
+            for item in items:
+                if item.id in seen_ids:
+                    raise ValueError(
+                        f"{section} id {item.id!r} is already used in {seen_ids[item.id]}"
+                    )
+                seen_ids[item.id] = section
+        return self
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON form: what the device reports, so drift is visible."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def inputs_with_role(self, role: InputRole) -> list[str]:
+        return [name for name, spec in self.inputs.items() if spec.role is role]
