@@ -1,0 +1,272 @@
+"""The agent process: wires the room's inputs, the outbox, the sender, the heartbeat and the link
+into one asyncio program, and shuts it down cleanly.
+
+Collaborators come in from the composition root (``edge_agent.wiring``) or from a simulator; this
+module builds none of its hardware itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge_agent import __version__
+from edge_agent.bridge import ThreadBridge
+from edge_agent.events import EventRecorder
+from edge_agent.health import HealthBoard
+from edge_agent.heartbeat import HeartbeatLoop
+from edge_agent.hw.gpio import GpioInputs
+from edge_agent.outbox import Outbox, OutboxError
+from edge_agent.sensing.inputs import InputWatcher
+from edge_agent.system.clocksync import ClockProbe
+from edge_agent.uplink.link import (
+    Identity,
+    LinkDown,
+    LinkEvent,
+    LinkMessage,
+    LinkSettings,
+    LinkUp,
+    MqttLink,
+)
+from edge_agent.uplink.sender import OutboxSender
+from firmware_config.schema import AgentConfig
+from protocol.clock import Clock
+from protocol.messages import (
+    Ack,
+    AgentStarted,
+    AgentStopped,
+    CollectorStatus,
+    ComponentHealth,
+    ComponentKind,
+    ComponentState,
+)
+from protocol.topics import COLLECTOR_STATUS_TOPIC
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+@dataclass
+class AgentOptions:
+    data_dir: Path
+    link: LinkSettings
+    version: str = __version__
+    drain_on_stop_s: float = 2.0
+    """On a clean stop, how long to wait for the collector to acknowledge what is still queued."""
+    prune_every_s: float = 3600.0
+
+
+@dataclass
+class AgentState:
+    """What a running agent exposes to simulators and tests (read-only use)."""
+
+    identity: Identity
+    outbox: Outbox
+    sender: OutboxSender
+    link: MqttLink
+    heartbeat: HeartbeatLoop
+    inputs: InputWatcher
+    bad_acks: int = 0
+    collector: CollectorStatus | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        options: AgentOptions,
+        *,
+        clock: Clock,
+        clock_probe: ClockProbe,
+        pin_factory: Any,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self._clock = clock
+        self._probe = clock_probe
+        self._pin_factory = pin_factory
+        self.state: AgentState | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop cleanly: ``agent.stopped``, a short drain,
+        retained ``stopped``, DISCONNECT."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+        device_id = config.device.id
+        outbox = Outbox.open(self.options.data_dir / OUTBOX_FILE, device_id, self._clock)
+        gpio: GpioInputs | None = None
+        link: MqttLink | None = None
+        try:
+            boot = outbox.start_boot()
+            identity = Identity(
+                device_id=device_id,
+                boot_id=uuid.uuid4(),
+                boot_no=boot.boot_no,
+                version=self.options.version,
+                config_hash=config.config_hash(),
+            )
+            link_events: ThreadBridge[LinkEvent] = ThreadBridge(loop, "mqtt-link")
+            link = MqttLink(self.options.link, identity, clock=self._clock, events=link_events)
+            sender = OutboxSender(
+                outbox,
+                link,
+                device_id,
+                self._clock,
+                window=config.uplink.window,
+                resend_after_s=config.uplink.resend_after_s,
+            )
+            recorder = EventRecorder(
+                outbox, identity, self._clock, self._probe, lambda _: sender.poke()
+            )
+            edges: ThreadBridge[tuple[str, bool]] = ThreadBridge(loop, "gpio")
+            gpio = GpioInputs(config.inputs, self._pin_factory, lambda n, a: edges.post((n, a)))
+            initial_inputs = gpio.open()
+            recorder.record(
+                AgentStarted(
+                    version=identity.version,
+                    config_hash=identity.config_hash,
+                    boot_no=boot.boot_no,
+                    previous_shutdown=boot.previous_shutdown,
+                    inputs=initial_inputs,
+                )
+            )
+            watcher = InputWatcher(config.inputs, self._clock, initial_inputs, recorder.record)
+            health = HealthBoard()
+            for name in config.inputs:
+                health.register(name, functools.partial(watcher.health, name))
+            health.register("uplink", lambda: _uplink_health(link))
+            heartbeat = HeartbeatLoop(
+                identity,
+                clock=self._clock,
+                interval_s=config.heartbeat.interval_s,
+                publisher=link,
+                health=health,
+                outbox=outbox,
+                clock_probe=self._probe,
+            )
+            self.state = AgentState(identity, outbox, sender, link, heartbeat, watcher)
+            link.start()
+            log.info(
+                "agent.started device=%s boot_no=%d previous_shutdown=%s",
+                device_id,
+                boot.boot_no,
+                boot.previous_shutdown,
+            )
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(sender.run(), name="outbox-sender"),
+                    group.create_task(heartbeat.run(), name="heartbeat"),
+                    group.create_task(self._dispatch_link(link_events), name="link-dispatch"),
+                    group.create_task(self._dispatch_edges(edges, watcher), name="gpio-dispatch"),
+                    group.create_task(self._prune(outbox), name="outbox-prune"),
+                ]
+                self.ready.set()
+                await stop.wait()
+                recorder.record(AgentStopped(reason="shutdown requested"))
+                await self._drain(outbox)
+                link.request_stop()
+                await loop.run_in_executor(None, link.wait_stopped, 10.0)
+                for task in tasks:
+                    task.cancel()
+            watcher.close()
+            outbox.mark_clean_shutdown()
+            log.info("agent.stopped device=%s", device_id)
+        finally:
+            if link is not None:
+                link.abort()  # no-op after a clean stop; otherwise the broker sends the Will
+            if gpio is not None:
+                gpio.close()
+            outbox.close()
+
+    async def _drain(self, outbox: Outbox) -> None:
+        deadline = self._clock.monotonic() + self.options.drain_on_stop_s
+        while outbox.depth and self._clock.monotonic() < deadline:
+            await self._clock.sleep(0.05)
+
+    async def _dispatch_link(self, events: ThreadBridge[LinkEvent]) -> None:
+        assert self.state is not None
+        state = self.state
+        while True:
+            event = await events.get()
+            if isinstance(event, LinkUp):
+                state.sender.link_up()
+                state.heartbeat.send_soon()
+            elif isinstance(event, LinkDown):
+                state.sender.link_down()
+                log.warning("agent.link_down reason=%s", event.reason)
+            elif isinstance(event, LinkMessage):
+                self._on_message(event)
+
+    def _on_message(self, message: LinkMessage) -> None:
+        assert self.state is not None
+        if message.topic == COLLECTOR_STATUS_TOPIC:
+            self._on_collector_status(message.payload)
+            return
+        if message.topic != self.state.link.ack_topic:
+            log.info("agent.command_ignored topic=%s", message.topic)
+            return
+        try:
+            ack = Ack.model_validate_json(message.payload)
+        except ValidationError as exc:
+            self.state.bad_acks += 1
+            log.error("agent.bad_ack errors=%d first=%s", exc.error_count(), exc.errors()[0]["msg"])
+            return
+        if ack.device_id != self.state.identity.device_id:
+            self.state.bad_acks += 1
+            log.error("agent.bad_ack reason=foreign_device device=%s", ack.device_id)
+            return
+        self.state.sender.on_ack(ack)
+
+    def _on_collector_status(self, payload: bytes) -> None:
+        assert self.state is not None
+        try:
+            status = CollectorStatus.model_validate_json(payload)
+        except ValidationError:
+            log.warning("agent.bad_collector_status size=%d", len(payload))
+            return
+        previous = self.state.collector
+        self.state.collector = status
+        back = status.state == "online" and (
+            previous is None or previous.state != "online" or previous.instance != status.instance
+        )
+        log.info("agent.collector state=%s instance=%s", status.state, status.instance)
+        if back:
+            self.state.sender.resend_all()
+
+    async def _dispatch_edges(
+        self, edges: ThreadBridge[tuple[str, bool]], watcher: InputWatcher
+    ) -> None:
+        while True:
+            name, active = await edges.get()
+            watcher.edge(name, active)
+
+    async def _prune(self, outbox: Outbox) -> None:
+        keep = timedelta(days=self.config.uplink.keep_delivered_days)
+        while True:
+            try:
+                removed = outbox.prune_delivered(keep)
+            except OutboxError:
+                log.exception("outbox.prune_failed")
+            else:
+                if removed:
+                    log.info("outbox.pruned rows=%d", removed)
+            await self._clock.sleep(self.options.prune_every_s)
+
+
+def _uplink_health(link: MqttLink) -> ComponentHealth:
+    return ComponentHealth(
+        kind=ComponentKind.UPLINK,
+        state=ComponentState.OK if link.connected else ComponentState.FAILED,
+        reason=None if link.connected else "not connected",
+    )

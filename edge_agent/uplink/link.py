@@ -1,0 +1,255 @@
+"""The agent's MQTT link: paho-mqtt 2.x, MQTT 5, in its own network thread.
+
+- Retained ``online`` after every connect; the broker's Last Will publishes ``offline``; a clean
+  stop publishes ``stopped`` and then DISCONNECTs, which suppresses the Will.
+- Each connection attempt uses a fresh paho client, so paho's in-memory queue of a dead connection
+  is dropped with it: the durable outbox, not paho, decides what gets (re)sent.
+- Reconnects back off exponentially with jitter (``protocol.backoff``).
+- Everything the link learns is posted to the asyncio loop through a ``ThreadBridge``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from uuid import UUID
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.bridge import ThreadBridge
+from protocol.backoff import Backoff
+from protocol.clock import Clock
+from protocol.messages import DeviceState, Status, encode
+from protocol.topics import COLLECTOR_STATUS_TOPIC, TopicKind, device_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    host: str
+    port: int
+    keepalive_s: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    connect_timeout_s: float = 5.0
+    stop_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    device_id: str
+    boot_id: UUID
+    boot_no: int
+    version: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    conn_no: int
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    reason: str
+
+
+@dataclass(frozen=True)
+class LinkMessage:
+    topic: str
+    payload: bytes
+
+
+LinkEvent = LinkUp | LinkDown | LinkMessage
+
+
+class MqttLink:
+    def __init__(
+        self,
+        settings: LinkSettings,
+        identity: Identity,
+        *,
+        clock: Clock,
+        events: ThreadBridge[LinkEvent],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._settings = settings
+        self._identity = identity
+        self._clock = clock
+        self._events = events
+        self._backoff = backoff or Backoff(initial=0.5, maximum=30.0)
+        self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._abort = threading.Event()
+        self._stopped = threading.Event()
+        self._client: paho.Client | None = None
+        self._connected = False
+        self._conn_no = 0
+        self.status_topic = device_topic(identity.device_id, TopicKind.STATUS)
+        self.ack_topic = device_topic(identity.device_id, TopicKind.ACK)
+        self.cmd_topic = device_topic(identity.device_id, TopicKind.CMD)
+
+    # --- called from the asyncio loop ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the link is already started")
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
+        """Hand a message to the current connection; ``False`` if there is none."""
+        client = self._client
+        if client is None or not self._connected:
+            return False
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def request_stop(self) -> None:
+        """Ask the network thread to publish ``stopped``, DISCONNECT and exit."""
+        self._stop_requested.set()
+
+    def abort(self) -> None:
+        """Drop the connection without a goodbye (the broker then sends the Last Will) and end
+        the thread. For a process that cannot stop cleanly."""
+        self._abort.set()
+        self._stop_requested.set()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Block until the network thread has exited (run it in an executor)."""
+        return self._stopped.wait(timeout)
+
+    # --- the network thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop_requested.is_set():
+                self._serve_one_connection()
+                if self._stop_requested.is_set():
+                    break
+                delay = self._backoff.next_delay()
+                log.info(
+                    "link.reconnect_wait seconds=%.2f attempt=%d", delay, self._backoff.attempt
+                )
+                self._stop_requested.wait(delay)
+        finally:
+            self._stopped.set()
+
+    def _serve_one_connection(self) -> None:
+        self._conn_no += 1
+        conn_no = self._conn_no
+        client = self._new_client(conn_no)
+        try:
+            client.connect(
+                self._settings.host,
+                self._settings.port,
+                keepalive=self._settings.keepalive_s,
+                clean_start=True,
+            )
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "link.connect_failed host=%s port=%d error=%s",
+                self._settings.host,
+                self._settings.port,
+                exc,
+            )
+            return
+        self._client = client
+        stop_info: paho.MQTTMessageInfo | None = None
+        stop_deadline = 0.0
+        disconnecting = False
+        try:
+            while True:
+                if self._abort.is_set():
+                    sock = client.socket()
+                    if sock is not None:
+                        sock.close()
+                    break
+                if self._stop_requested.is_set() and not disconnecting:
+                    if not self._connected:
+                        client.disconnect()
+                        break
+                    if stop_info is None:
+                        stop_info = client.publish(
+                            self.status_topic, self._status(DeviceState.STOPPED, conn_no), 1, True
+                        )
+                        stop_deadline = self._clock.monotonic() + self._settings.stop_timeout_s
+                    elif stop_info.is_published() or self._clock.monotonic() > stop_deadline:
+                        # A clean DISCONNECT: the broker drops the Last Will.
+                        client.disconnect()
+                        disconnecting = True
+                if disconnecting and client.socket() is None:
+                    break  # DISCONNECT written and the socket closed by paho
+                rc = client.loop(timeout=0.2)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+        finally:
+            was_connected = self._connected
+            self._connected = False
+            self._client = None
+            if was_connected:
+                self._events.post(LinkDown("stopped" if stop_info else "connection lost"))
+
+    def _new_client(self, conn_no: int) -> paho.Client:
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._identity.device_id,
+            protocol=paho.MQTTv5,
+        )
+        client.connect_timeout = self._settings.connect_timeout_s
+        client.max_inflight_messages_set(100)
+        client.enable_logger(logging.getLogger("paho"))
+        if self._settings.username:
+            client.username_pw_set(self._settings.username, self._settings.password)
+        if self._settings.tls:
+            client.tls_set()
+        client.will_set(self.status_topic, self._status(DeviceState.OFFLINE, conn_no), 1, True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.user_data_set(conn_no)
+        return client
+
+    def _status(self, state: DeviceState, conn_no: int) -> bytes:
+        identity = self._identity
+        return encode(
+            Status(
+                device_id=identity.device_id,
+                state=state,
+                boot_id=identity.boot_id,
+                boot_no=identity.boot_no,
+                conn_no=conn_no,
+                version=identity.version,
+                config_hash=identity.config_hash,
+                at=self._clock.now(),
+            )
+        )
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        conn_no: int,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: object,
+    ) -> None:
+        if reason.is_failure:
+            log.error("link.connect_refused reason=%s", reason)
+            return
+        self._backoff.reset()
+        client.subscribe([(self.ack_topic, 1), (self.cmd_topic, 1), (COLLECTOR_STATUS_TOPIC, 1)])
+        client.publish(self.status_topic, self._status(DeviceState.ONLINE, conn_no), 1, True)
+        self._connected = True
+        log.info("link.connected conn_no=%d", conn_no)
+        self._events.post(LinkUp(conn_no))
+
+    def _on_message(self, client: paho.Client, conn_no: int, message: paho.MQTTMessage) -> None:
+        self._events.post(LinkMessage(message.topic, bytes(message.payload)))
