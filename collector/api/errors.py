@@ -1,0 +1,63 @@
+"""API errors: one JSON shape, ``{"error": {"code": …, "message": …}}``, and the middlewares that
+produce it and guard state-changing requests."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    problems = [
+        f"{'.'.join(str(p) for p in error['loc']) or '(body)'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    return ApiError(422, "invalid_request", "; ".join(problems))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        raise
+    except Exception:
+        log.exception("api.unhandled method=%s path=%s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the collector log")
+
+
+def auth_middleware(admin_token: str | None) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if admin_token and request.method not in ("GET", "HEAD", "OPTIONS"):
+            supplied = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(supplied.encode(), f"Bearer {admin_token}".encode()):
+                return error_response(401, "unauthorized", "this request needs the admin token")
+        return await handler(request)
+
+    return check

@@ -1,0 +1,39 @@
+"""``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from collector.metrics import render
+from collector.services import SERVICES
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the collector can do its job (database writer alive, both MQTT sessions up);
+    503 with the failing part named otherwise."""
+    services = request.app[SERVICES]
+    checks = {
+        "database_writer": services.writer.alive,
+        "mqtt_ingest": services.intake.ingest.is_connected,
+        "mqtt_alarm": services.intake.alarm.is_connected,
+    }
+    healthy = all(checks.values())
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "checks": checks,
+        "writer_backlog": services.writer.backlog,
+        "devices": len(services.writer.processor.registry),
+    }
+    return web.json_response(body, status=200 if healthy else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    return web.Response(
+        body=render(services.prometheus), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )

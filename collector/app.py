@@ -1,0 +1,129 @@
+"""``create_app()``: the collector as one aiohttp application.
+
+Background work is owned by ``cleanup_ctx``: the database writer thread, the read pool and the MQTT
+intake start before the first request and stop, in reverse order, when the application shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from collector.api import devices, system
+from collector.api.errors import auth_middleware, errors_middleware
+from collector.enrollment import enroll, read_registry_file
+from collector.ingest.processor import IngestProcessor
+from collector.intake import Intake
+from collector.metrics import CustosCollector, IngestMetrics, build_registry
+from collector.mqtt import BrokerAddress
+from collector.registry import Registry
+from collector.services import SERVICES, Services
+from collector.settings import CollectorSettings
+from collector.store.database import open_database
+from collector.store.readers import ReadPool
+from collector.store.writer import DbWriter
+from protocol.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", CollectorSettings)
+CLOCK = web.AppKey("clock", Clock)
+
+
+def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware(settings.admin_token)],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.append(_services)
+    app.add_routes(system.routes)
+    app.add_routes(devices.routes)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings, clock = app[SETTINGS], app[CLOCK]
+    loop = asyncio.get_running_loop()
+    connection, path = open_database(settings.data_dir)
+    metrics = IngestMetrics()
+    processor = IngestProcessor(
+        connection,
+        Registry(),
+        clock,
+        metrics,
+        heartbeat_timeout_factor=settings.heartbeat_timeout_factor,
+    )
+    writer = DbWriter(
+        connection, processor, clock, max_batch=settings.max_batch, tick_s=settings.tick_s
+    )
+    intake = Intake(
+        BrokerAddress.parse(settings.broker),
+        settings.client_id,
+        writer,
+        clock,
+        metrics,
+        keepalive_s=settings.keepalive_s,
+        backlog_pause=settings.backlog_pause,
+    )
+    exporter = CustosCollector(metrics)
+    exporter.add_gauge(
+        "custos_device_last_seen_timestamp_seconds",
+        "When each device was last heard from (collector clock, Unix seconds)",
+        ["device"],
+        lambda: _last_seen(processor),
+    )
+    exporter.add_gauge(
+        "custos_writer_backlog",
+        "Messages waiting for the database writer",
+        [],
+        lambda: [({}, float(writer.backlog))],
+    )
+    services = Services(
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+        writer=writer,
+        readers=ReadPool(path),
+        intake=intake,
+        prometheus=build_registry(exporter),
+    )
+    app[SERVICES] = services
+    writer.start(loop, intake.on_result)
+    if settings.registry_file is not None:
+        for enrollment in read_registry_file(settings.registry_file):
+            await enroll(writer, enrollment, clock)
+        log.info("collector.registry_loaded file=%s", settings.registry_file)
+    intake_task = loop.create_task(intake.run(), name="mqtt-intake")
+    log.info(
+        "collector.started data_dir=%s broker=%s devices=%d",
+        settings.data_dir, settings.broker, len(processor.registry),
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        await intake.close()
+        intake_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await intake_task
+        await loop.run_in_executor(None, writer.stop)
+        services.readers.close()
+        connection.close()
+        log.info("collector.stopped")
+
+
+def _last_seen(processor: IngestProcessor) -> list[tuple[dict[str, str], float]]:
+    from datetime import datetime
+
+    values = []
+    for device_id, runtime in list(processor.devices.items()):
+        if runtime.last_seen_at:
+            values.append(
+                ({"device": device_id}, datetime.fromisoformat(runtime.last_seen_at).timestamp())
+            )
+    return values

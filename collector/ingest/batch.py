@@ -1,0 +1,77 @@
+"""The units the DB writer works in: chunks of raw messages in, one result per committed batch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from collector.ingest.runtime import StatusChange
+from protocol.messages import Ack
+
+
+class RawMessage(Protocol):
+    """Anything with a topic and a payload (the MQTT client's ``InboundMessage`` is one)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+
+class Message(NamedTuple):
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Messages read together from one connection, stamped once on arrival."""
+
+    messages: Sequence[RawMessage]
+    received_at: str
+    received_mono: float
+
+
+@dataclass(frozen=True)
+class CommittedEvent:
+    device_id: str
+    seq: int
+    type: str
+    alarm: bool
+    received_at: str
+    body: str
+
+
+@dataclass
+class BatchResult:
+    """What a committed batch changed, handed to the event loop after the commit."""
+
+    acks: list[Ack] = field(default_factory=list)
+    status_changes: list[StatusChange] = field(default_factory=list)
+    events: list[CommittedEvent] = field(default_factory=list)
+    messages: int = 0
+
+
+@dataclass(frozen=True)
+class Rejection:
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    payload: bytes
+    seq: int | None = None
+
+
+class Batch:
+    """Work collected while reading one batch, written with one ``executemany`` per table."""
+
+    def __init__(self) -> None:
+        self.event_rows: list[tuple[object, ...]] = []
+        self.pending: dict[tuple[str, int], tuple[str, str]] = {}
+        """(device, seq) → (boot id, body JSON) of the events this batch inserts."""
+        self.quarantine_rows: list[tuple[object, ...]] = []
+        self.ack_devices: dict[str, set[int]] = defaultdict(set)
+        self.result = BatchResult()

@@ -1,0 +1,178 @@
+"""Device connection state from status messages and heartbeat freshness.
+
+- ``online`` / ``stopped`` / ``offline`` come from the retained status topic, ordered by boot and
+  connection numbers, so a late Last Will never overrides a newer ``online``.
+- A device whose agent hangs keeps its MQTT connection (paho's thread answers pings) but stops
+  heartbeating: after ``timeout_factor`` heartbeat intervals of silence it is ``offline`` too.
+- A heartbeat received now means the device is alive now: it brings a device back ``online``.
+- Heartbeats are folded into memory and flushed once per tick, so their cost does not grow with
+  the number of messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from collector.ingest.batch import Batch, Chunk
+from collector.ingest.runtime import (
+    Connection,
+    DeviceRuntime,
+    OfflineReason,
+    StatusChange,
+    connection_for,
+    status_is_newer,
+)
+from collector.metrics import IngestMetrics
+from protocol.messages import Heartbeat, Status
+
+log = logging.getLogger(__name__)
+
+FLUSH_DEVICE_STATE = (
+    "UPDATE device_state SET last_seen_at = COALESCE(?, last_seen_at), "
+    "last_heartbeat_at = COALESCE(?, last_heartbeat_at), "
+    "heartbeat_interval_s = COALESCE(?, heartbeat_interval_s), "
+    "heartbeats = heartbeats + ?, last_heartbeat = COALESCE(?, last_heartbeat) "
+    "WHERE device_id = ?"
+)
+
+
+class Connectivity:
+    def __init__(
+        self, db: sqlite3.Connection, metrics: IngestMetrics, *, timeout_factor: float = 3.0
+    ) -> None:
+        self._db = db
+        self._metrics = metrics
+        self._timeout_factor = timeout_factor
+
+    def heartbeat(
+        self,
+        runtime: DeviceRuntime,
+        heartbeat: Heartbeat,
+        payload: bytes,
+        chunk: Chunk,
+        batch: Batch,
+    ) -> None:
+        runtime.last_heartbeat_mono = chunk.received_mono
+        runtime.heartbeat_interval_s = heartbeat.interval_s
+        runtime.last_heartbeat_at = chunk.received_at
+        runtime.last_heartbeat = payload
+        runtime.last_seen_at = chunk.received_at
+        runtime.heartbeats_pending += 1
+        runtime.dirty = True
+        if runtime.connection is not Connection.ONLINE:
+            # Heartbeats are QoS 0 and never queued for a collector that was away: one received
+            # now means the device is alive now, whatever the (possibly stale) status said.
+            self.set_connection(runtime, Connection.ONLINE, chunk.received_at, "heartbeat", batch)
+
+    def status(self, runtime: DeviceRuntime, status: Status, chunk: Chunk, batch: Batch) -> None:
+        runtime.last_seen_at = chunk.received_at
+        runtime.dirty = True
+        if not status_is_newer(runtime, status):
+            if status.order_key < runtime.order_key:
+                self._metrics.status_stale += 1
+                log.info(
+                    "ingest.status_stale device=%s state=%s boot_no=%d conn_no=%d",
+                    runtime.device_id,
+                    status.state.value,
+                    status.boot_no,
+                    status.conn_no,
+                )
+            return
+        runtime.order_key = status.order_key
+        runtime.boot_id = str(status.boot_id)
+        self._db.execute(
+            "UPDATE device_state SET boot_id = ?, boot_no = ?, conn_no = ?, version = ?, "
+            "config_hash = ? WHERE device_id = ?",
+            (
+                runtime.boot_id,
+                status.boot_no,
+                status.conn_no,
+                status.version,
+                status.config_hash,
+                runtime.device_id,
+            ),
+        )
+        connection = connection_for(status.state)
+        if connection is Connection.ONLINE:
+            runtime.last_heartbeat_mono = chunk.received_mono  # a fresh connection is fresh
+        reason = OfflineReason.WILL.value if connection is Connection.OFFLINE else None
+        self.set_connection(runtime, connection, chunk.received_at, reason, batch)
+        self._metrics.status_applied += 1
+
+    def set_connection(
+        self,
+        runtime: DeviceRuntime,
+        connection: Connection,
+        at: str,
+        reason: str | None,
+        batch: Batch,
+    ) -> None:
+        previous = runtime.connection
+        runtime.connection = connection
+        runtime.connection_since = at
+        runtime.offline_reason = reason if connection is Connection.OFFLINE else None
+        self._db.execute(
+            "UPDATE device_state SET connection = ?, connection_since = ?, offline_reason = ? "
+            "WHERE device_id = ?",
+            (connection.value, at, runtime.offline_reason, runtime.device_id),
+        )
+        boot_no, conn_no, _ = runtime.order_key
+        self._db.execute(
+            "INSERT INTO status_log (device_id, at, connection, reason, boot_id, boot_no, conn_no) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (runtime.device_id, at, connection.value, reason, runtime.boot_id, boot_no, conn_no),
+        )
+        batch.result.status_changes.append(
+            StatusChange(runtime.device_id, connection, at, reason, previous)
+        )
+        log.info(
+            "device.connection device=%s state=%s previous=%s reason=%s",
+            runtime.device_id,
+            connection.value,
+            previous.value,
+            reason,
+        )
+
+    def flush(self, devices: dict[str, DeviceRuntime]) -> int:
+        """Write what heartbeats and traffic changed since the last flush; return how many
+        heartbeats that covered."""
+        rows = []
+        covered = 0
+        for runtime in devices.values():
+            if not runtime.dirty:
+                continue
+            rows.append(
+                (
+                    runtime.last_seen_at,
+                    runtime.last_heartbeat_at,
+                    runtime.heartbeat_interval_s,
+                    runtime.heartbeats_pending,
+                    runtime.last_heartbeat.decode() if runtime.last_heartbeat else None,
+                    runtime.device_id,
+                )
+            )
+            covered += runtime.heartbeats_pending
+            runtime.heartbeats_pending = 0
+            runtime.dirty = False
+        if rows:
+            self._db.executemany(FLUSH_DEVICE_STATE, rows)
+        return covered
+
+    def sweep(
+        self, devices: dict[str, DeviceRuntime], now_mono: float, now: str, batch: Batch
+    ) -> None:
+        """Mark ``offline`` every online device silent for too many heartbeat intervals."""
+        for runtime in devices.values():
+            interval = runtime.heartbeat_interval_s
+            if (
+                runtime.connection is Connection.ONLINE
+                and interval is not None
+                and now_mono - runtime.last_heartbeat_mono > self._timeout_factor * interval
+            ):
+                self.set_connection(
+                    runtime, Connection.OFFLINE, now, OfflineReason.HEARTBEAT_TIMEOUT.value, batch
+                )
+
+
+__all__ = ["Connectivity", "StatusChange"]

@@ -1,0 +1,209 @@
+"""The ingest logic, run by the DB writer thread inside one transaction per batch.
+
+Per message: topic → device and kind; size, registry and schema checks; then events (dedup,
+gaps, acks), status and heartbeats (connection state). Whatever cannot be accepted is quarantined
+with a reason and counted: never silently dropped, never an exception out of the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from collector.ingest.batch import Batch, BatchResult, Chunk, RawMessage, Rejection
+from collector.ingest.connectivity import Connectivity
+from collector.ingest.events import EventIngest
+from collector.ingest.quarantine import claimed_seq, describe_validation_error, quarantine
+from collector.ingest.runtime import Connection, DeviceRuntime
+from collector.ingest.seqtrack import SeqTracker
+from collector.metrics import IngestMetrics
+from collector.registry import Registry
+from protocol.clock import Clock
+from protocol.messages import MAX_PAYLOAD_BYTES, EventEnvelope, Heartbeat, Status
+from protocol.topics import DEVICE_PREFIX, TopicKind, device_topic, is_valid_device_id
+
+log = logging.getLogger(__name__)
+
+_KINDS = {kind.value: kind for kind in TopicKind}
+
+
+class DeviceMismatchError(Exception):
+    """A payload names another device than its topic: a forgery or a broken agent."""
+
+
+class IngestProcessor:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        registry: Registry,
+        clock: Clock,
+        metrics: IngestMetrics,
+        *,
+        heartbeat_timeout_factor: float = 3.0,
+        quarantine_cap: int = 100_000,
+    ) -> None:
+        self._db = db
+        self.registry = registry
+        self._clock = clock
+        self.metrics = metrics
+        self._quarantine_cap = quarantine_cap
+        self._events = EventIngest(db, metrics)
+        self._connectivity = Connectivity(db, metrics, timeout_factor=heartbeat_timeout_factor)
+        self.devices: dict[str, DeviceRuntime] = {}
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild the in-memory state from the database (at start, or after a failed commit)."""
+        self.registry.load(self._db)
+        now_mono = self._clock.monotonic()
+        devices: dict[str, DeviceRuntime] = {}
+        rows = self._db.execute(
+            "SELECT device_id, connection, connection_since, offline_reason, boot_id, boot_no, "
+            "conn_no, acked_seq, heartbeat_interval_s FROM device_state"
+        ).fetchall()
+        for device_id, conn, since, reason, boot_id, boot_no, conn_no, acked, interval in rows:
+            connection = Connection(conn)
+            devices[device_id] = DeviceRuntime(
+                device_id,
+                connection=connection,
+                connection_since=since,
+                offline_reason=reason,
+                order_key=(boot_no or 0, conn_no or 0, 0 if connection is Connection.ONLINE else 1),
+                boot_id=boot_id,
+                tracker=SeqTracker(acked),
+                # A full heartbeat period of grace after a collector restart, for everyone.
+                last_heartbeat_mono=now_mono,
+                heartbeat_interval_s=interval,
+            )
+        for table in ("events", "quarantine"):
+            above = self._db.execute(
+                f"SELECT t.device_id, t.seq FROM {table} t JOIN device_state s "  # noqa: S608
+                "ON s.device_id = t.device_id WHERE t.seq > s.acked_seq ORDER BY t.seq"
+            ).fetchall()
+            for device_id, seq in above:
+                devices[device_id].tracker.commit(seq)
+        self.devices = devices
+
+    def add_device(self, device_id: str) -> DeviceRuntime:
+        """Make a newly enrolled device known to ingest (inside the enrollment transaction)."""
+        runtime = self.devices.get(device_id)
+        if runtime is None:
+            runtime = DeviceRuntime(device_id, last_heartbeat_mono=self._clock.monotonic())
+            self.devices[device_id] = runtime
+        return runtime
+
+    # --- batches --------------------------------------------------------------------------------
+
+    def process(self, chunks: Sequence[Chunk]) -> BatchResult:
+        batch = Batch()
+        for chunk in chunks:
+            for message in chunk.messages:
+                self._one(message, chunk, batch)
+            batch.result.messages += len(chunk.messages)
+        self._events.write(batch)
+        if batch.quarantine_rows:
+            self._db.executemany(
+                "INSERT INTO quarantine (received_at, topic, device_id, seq, reason, detail, "
+                "payload_size, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                batch.quarantine_rows,
+            )
+        batch.result.acks = self._events.acks(batch, self.devices, self._clock.now())
+        return batch.result
+
+    def _one(self, message: RawMessage, chunk: Chunk, batch: Batch) -> None:
+        topic = message.topic
+        payload = message.payload
+        device_id, _, kind_name = topic.removeprefix(DEVICE_PREFIX).partition("/")
+        kind = _KINDS.get(kind_name) if topic.startswith(DEVICE_PREFIX) else None
+        self.metrics.messages_in[kind_name if kind else "other"] += 1
+        if kind is None or not is_valid_device_id(device_id):
+            self._reject(
+                batch, chunk, Rejection(topic, None, "bad_topic", "not a device topic", payload)
+            )
+            return
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            detail = f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}"
+            self._reject(batch, chunk, Rejection(topic, device_id, "oversized", detail, payload))
+            return
+        runtime = self.devices.get(device_id)
+        if runtime is None or device_id not in self.registry:
+            detail = f"device {device_id!r} is not enrolled"
+            self._reject(
+                batch, chunk, Rejection(topic, device_id, "unknown_device", detail, payload)
+            )
+            return
+        try:
+            self._dispatch(runtime, kind, payload, chunk, batch)
+        except ValidationError as exc:
+            reason, detail = describe_validation_error(exc)
+            seq = (
+                claimed_seq(payload, device_id)
+                if kind in (TopicKind.EVENT, TopicKind.ALARM)
+                else None
+            )
+            self._reject(batch, chunk, Rejection(topic, device_id, reason, detail, payload, seq))
+            if seq is not None and not runtime.tracker.has(seq):
+                # The device's own event, kept in quarantine: settle its seq, so one unreadable
+                # event does not hold back the acknowledgement of everything after it.
+                runtime.tracker.commit(seq)
+                batch.ack_devices[device_id].add(seq)
+        except DeviceMismatchError as exc:
+            self._reject(
+                batch, chunk, Rejection(topic, device_id, "device_mismatch", str(exc), payload)
+            )
+
+    def _dispatch(
+        self, runtime: DeviceRuntime, kind: TopicKind, payload: bytes, chunk: Chunk, batch: Batch
+    ) -> None:
+        if kind is TopicKind.HEARTBEAT:
+            heartbeat = Heartbeat.model_validate_json(payload)
+            _check_device(runtime, heartbeat.device_id)
+            self._connectivity.heartbeat(runtime, heartbeat, payload, chunk, batch)
+        elif kind is TopicKind.EVENT or kind is TopicKind.ALARM:
+            event = EventEnvelope.model_validate_json(payload)
+            _check_device(runtime, event.device_id)
+            runtime.last_seen_at = chunk.received_at
+            runtime.dirty = True
+            self._events.accept(runtime, event, payload, chunk, batch)
+        elif kind is TopicKind.STATUS:
+            status = Status.model_validate_json(payload)
+            _check_device(runtime, status.device_id)
+            self._connectivity.status(runtime, status, chunk, batch)
+        else:
+            detail = f"devices do not publish on …/{kind.value}"
+            topic = device_topic(runtime.device_id, kind)
+            rejection = Rejection(topic, runtime.device_id, "wrong_direction", detail, payload)
+            self._reject(batch, chunk, rejection)
+
+    def _reject(self, batch: Batch, chunk: Chunk, rejection: Rejection) -> None:
+        quarantine(batch, chunk, rejection, self.metrics)
+
+    # --- periodic -------------------------------------------------------------------------------
+
+    def tick(self) -> BatchResult:
+        """Flush live state and mark silent devices offline (inside the writer's transaction)."""
+        batch = Batch()
+        self.metrics.heartbeats_committed += self._connectivity.flush(self.devices)
+        self._connectivity.sweep(
+            self.devices, self._clock.monotonic(), self._clock.now().isoformat(), batch
+        )
+        self._cap_quarantine()
+        return batch.result
+
+    def _cap_quarantine(self) -> None:
+        row = self._db.execute("SELECT MAX(id) FROM quarantine").fetchone()
+        if row and row[0] and row[0] > self._quarantine_cap:
+            self._db.execute(
+                "DELETE FROM quarantine WHERE id <= ?", (row[0] - self._quarantine_cap,)
+            )
+
+
+def _check_device(runtime: DeviceRuntime, claimed: str) -> None:
+    if claimed != runtime.device_id:
+        raise DeviceMismatchError(
+            f"payload claims device {claimed!r} on the topic of {runtime.device_id!r}"
+        )

@@ -1,0 +1,64 @@
+"""What the collector knows about each device right now, owned by the DB writer thread.
+
+Status ordering: a status message carries ``(boot_no, conn_no)``; a later connection always wins,
+and within one connection its end (stopped / offline) wins over its start (online). So a Last Will
+that the broker delivers late can never override a newer ``online``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from collector.ingest.seqtrack import SeqTracker
+from protocol.messages import DeviceState, Status
+
+
+class Connection(StrEnum):
+    UNKNOWN = "unknown"
+    ONLINE = "online"
+    STOPPED = "stopped"
+    OFFLINE = "offline"
+
+
+class OfflineReason(StrEnum):
+    WILL = "last will (connection lost)"
+    HEARTBEAT_TIMEOUT = "heartbeat timeout"
+
+
+@dataclass
+class DeviceRuntime:
+    device_id: str
+    connection: Connection = Connection.UNKNOWN
+    connection_since: str | None = None
+    offline_reason: str | None = None
+    order_key: tuple[int, int, int] = (0, 0, 0)
+    boot_id: str | None = None
+    tracker: SeqTracker = field(default_factory=SeqTracker)
+    # Heartbeat freshness, on the collector's monotonic clock.
+    last_heartbeat_mono: float = 0.0
+    heartbeat_interval_s: float | None = None
+    # Pending for the next flush to the database.
+    dirty: bool = False
+    last_seen_at: str | None = None
+    last_heartbeat_at: str | None = None
+    last_heartbeat: bytes | None = None
+    heartbeats_pending: int = 0
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    device_id: str
+    connection: Connection
+    at: str
+    reason: str | None
+    previous: Connection
+
+
+def status_is_newer(runtime: DeviceRuntime, status: Status) -> bool:
+    """Whether ``status`` should replace what we know (see module docstring)."""
+    return status.order_key > runtime.order_key
+
+
+def connection_for(state: DeviceState) -> Connection:
+    return Connection(state.value)

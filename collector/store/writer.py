@@ -1,0 +1,212 @@
+"""The one writer of the collector database: a thread that commits batches.
+
+The event loop only hands over chunks of raw messages (``offer``) and jobs (``submit``); this thread
+validates, writes and commits them in batched transactions, alarms first, and hands each committed
+result back to the loop. A failed commit is rolled back, the in-memory state is rebuilt from the
+database, and the same batch is tried again: messages are never dropped because a commit failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from collector.ingest.batch import BatchResult, Chunk
+from collector.ingest.processor import IngestProcessor
+from protocol.backoff import Backoff
+from protocol.clock import Clock
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], object]
+
+
+class DbWriter:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        processor: IngestProcessor,
+        clock: Clock,
+        *,
+        max_batch: int = 2000,
+        tick_s: float = 1.0,
+    ) -> None:
+        self._db = connection
+        self.processor = processor
+        self._clock = clock
+        self._on_result: Callable[[BatchResult], None] = lambda result: None
+        self._max_batch = max_batch
+        self._tick_s = tick_s
+        self._alarms: deque[Chunk] = deque()
+        self._normal: deque[Chunk] = deque()
+        self._jobs: deque[tuple[Job, asyncio.Future[object]]] = deque()
+        self._wake = threading.Event()
+        self._retry_pause = threading.Event()  # never set: an interruptible sleep
+        self._stopping = False
+        self._tick_requested = False
+        self._offered = 0  # written by the loop thread only
+        self._taken = 0  # written by the writer thread only
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.alive = False
+
+    # --- the event loop's side ------------------------------------------------------------------
+
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_result: Callable[[BatchResult], None]
+    ) -> None:
+        """Start the thread; ``on_result`` runs on ``loop`` after every committed batch."""
+        self._loop = loop
+        self._on_result = on_result
+        self.processor.load()
+        self.alive = True
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+        self._thread.start()
+
+    def offer(self, chunk: Chunk, *, alarm: bool = False) -> None:
+        (self._alarms if alarm else self._normal).append(chunk)
+        self._offered += len(chunk.messages)
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """Messages handed over and not yet taken into a batch."""
+        return self._offered - self._taken
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run ``job`` in the writer thread, in its own transaction."""
+        assert self._loop is not None, "start() the writer first"
+        future: asyncio.Future[T] = self._loop.create_future()
+        if not self.alive:
+            future.set_exception(RuntimeError("the database writer is not running"))
+            return future
+        self._jobs.append((job, future))  # type: ignore[arg-type]
+        self._wake.set()
+        return future
+
+    def request_tick(self) -> None:
+        """Flush live state and sweep freshness now (tests with a manual clock use this)."""
+        self._tick_requested = True
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what was handed over, flush, and end the thread. Blocking: run in an executor."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = self._clock.monotonic() + self._tick_s
+        try:
+            while True:
+                self._wake.wait(max(0.0, min(self._tick_s, next_tick - self._clock.monotonic())))
+                self._wake.clear()
+                chunks = self._take()
+                if chunks:
+                    self._post(
+                        self._commit_retrying(functools.partial(self.processor.process, chunks))
+                    )
+                    if self._alarms or self._normal:
+                        self._wake.set()
+                self._run_jobs()
+                if self._tick_requested or self._clock.monotonic() >= next_tick:
+                    self._tick_requested = False
+                    next_tick = self._clock.monotonic() + self._tick_s
+                    self._post(self._commit_retrying(self.processor.tick))
+                if self._stopping and not (self._alarms or self._normal or self._jobs):
+                    self._post(self._commit_retrying(self.processor.tick))
+                    break
+        except Exception:
+            log.exception("writer.crashed")
+            raise
+        finally:
+            self.alive = False
+            self._fail_pending_jobs()
+
+    def _take(self) -> list[Chunk]:
+        taken: list[Chunk] = []
+        count = 0
+        for queue in (self._alarms, self._normal):
+            while queue and count < self._max_batch:
+                chunk = queue.popleft()
+                taken.append(chunk)
+                count += len(chunk.messages)
+        self._taken += count
+        return taken
+
+    def _commit_retrying(self, work: Callable[[], BatchResult]) -> BatchResult:
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        while True:
+            started = time.perf_counter()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                result = work()
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self.processor.metrics.commit_failures += 1
+                delay = backoff.next_delay()
+                log.error("writer.commit_failed error=%s retry_in_s=%.1f", exc, delay)
+                self.processor.load()
+                if self._stopping and backoff.attempt > 5:
+                    raise
+                self._retry_pause.wait(delay)
+                continue
+            metrics = self.processor.metrics
+            metrics.batches += 1
+            metrics.batch_seconds += time.perf_counter() - started
+            return result
+
+    def _run_jobs(self) -> None:
+        while self._jobs:
+            job, future = self._jobs.popleft()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                value = job(self._db)
+                self._db.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self.processor.load()
+                self._resolve(future, None, exc)
+            else:
+                self._resolve(future, value, None)
+
+    def _post(self, result: BatchResult) -> None:
+        self._call_loop(self._on_result, result)
+
+    def _resolve(
+        self, future: asyncio.Future[object], value: object, error: BaseException | None
+    ) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        self._call_loop(settle)
+
+    def _call_loop(self, callback: Callable[..., None], *args: object) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _fail_pending_jobs(self) -> None:
+        while self._jobs:
+            _, future = self._jobs.popleft()
+            self._resolve(future, None, RuntimeError("the database writer stopped"))
