@@ -115,7 +115,8 @@ class MosquittoBroker:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise BrokerError(f"mosquitto exited at start; see {self.log_path}")
-            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
+            with contextlib.suppress(OSError):
+                socket.create_connection((self.host, self.port), 0.2).close()
                 return
             time.sleep(0.02)
         self.stop()

@@ -1,0 +1,155 @@
+"""``custos-demo``: a private Mosquitto, the collector on its embedded defaults and a simulated site
+of three rooms playing a scenario; prints where to look and what arrives; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from simulators.broker import BrokerError, MosquittoBroker, free_port
+from simulators.procs import CollectorProcess, ProcessError, SimProcess, http_json
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="custos-demo", description=__doc__)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("demo-data"),
+        help="where everything is kept (default %(default)s)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="delete the data directory first")
+    parser.add_argument(
+        "--rooms", type=int, default=3, help="simulated rooms (default %(default)s)"
+    )
+    parser.add_argument(
+        "--scenario", default="demo", help="built-in scenario or TOML file (default %(default)s)"
+    )
+    parser.add_argument(
+        "--mqtt-port", type=int, default=18830, help="broker port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="collector HTTP port (default %(default)s)"
+    )
+    parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    return parser
+
+
+def _banner(broker: MosquittoBroker, collector: CollectorProcess, data: Path) -> str:
+    api = collector.url
+    return f"""
+Custos demo is running.
+
+  Collector API     {api}/api/v1/devices
+  One device        {api}/api/v1/devices/demo-ir1
+  Its events        {api}/api/v1/devices/demo-ir1/events
+  Health, metrics   {api}/healthz   {api}/metrics
+  Quarantine        {api}/api/v1/quarantine
+  MQTT traffic      mosquitto_sub -p {broker.port} -t 'custos/#' -v
+  Logs and data     {data.resolve()}/
+
+Events as the collector commits them (Ctrl-C stops everything):
+"""
+
+
+class EventFeed:
+    """Prints each event once the collector has committed it."""
+
+    def __init__(self, base_url: str, write: Callable[[str], None]) -> None:
+        self._base = base_url
+        self._write = write
+        self._after: dict[str, int] = {}
+
+    def poll(self) -> None:
+        devices: list[dict[str, Any]] = http_json(f"{self._base}/api/v1/devices")["devices"]
+        for device in devices:
+            device_id = device["device_id"]
+            after = self._after.get(device_id, 0)
+            page = http_json(f"{self._base}/api/v1/devices/{device_id}/events?after_seq={after}")
+            for event in page["events"]:
+                stamp = (
+                    datetime.fromisoformat(event["received_at"]).astimezone().strftime("%H:%M:%S")
+                )
+                marker = "ALARM " if event["alarm"] else ""
+                self._write(
+                    f"  {stamp}  {device_id:<10} {device['room']:<16} seq {event['seq']:>4}  "
+                    f"{marker}{event['type']}"
+                )
+            self._after[device_id] = page["next_after_seq"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data: Path = args.data
+    if args.fresh and data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    broker = MosquittoBroker(data / "broker", port=_port_or_free(args.mqtt_port), persistence=True)
+    collector = CollectorProcess(broker.url, data / "collector", port=_port_or_free(args.http_port))
+    sim = SimProcess(
+        broker.url, collector.url, data / "sim", rooms=args.rooms, site="demo",
+        scenario=args.scenario, extra=["--repeat"],
+    )  # fmt: skip
+    try:
+        print(f"starting Mosquitto on 127.0.0.1:{broker.port} …", flush=True)
+        broker.start()
+        print(f"starting the collector on {collector.url} …", flush=True)
+        collector.start()
+        collector.wait_healthy()
+        print(f"starting {args.rooms} simulated rooms playing '{args.scenario}' …", flush=True)
+        sim.start()
+        print(_banner(broker, collector, data), flush=True)
+        feed = EventFeed(collector.url, lambda line: print(line, flush=True))
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while not stop.wait(1.0):
+            if not sim.running or not collector.running:
+                print(
+                    f"a demo process exited unexpectedly; see the logs in {data}/", file=sys.stderr
+                )
+                return 1
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+                feed.poll()
+            if deadline is not None and time.monotonic() > deadline:
+                break
+    except (BrokerError, ProcessError) as exc:
+        print(f"custos-demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nstopping the simulated rooms, the collector and Mosquitto …", flush=True)
+        sim.stop()
+        collector.stop()
+        broker.stop()
+    print(f"stopped. Everything is kept in {data}/ (use --fresh to start over).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
