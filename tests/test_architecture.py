@@ -1,0 +1,117 @@
+"""The dependency rules of DESIGN.md, enforced on the source tree."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("protocol", "edge_agent", "collector", "firmware_config", "simulators", "bench")
+HARDWARE = {"gpiozero", "picamera2", "sounddevice", "av", "lgpio", "RPi"}
+OURS = set(PACKAGES)
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(top-level module name, imported at module level?) for every import in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((alias.name.split(".")[0], top) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                found.append((child.module.split(".")[0], top))
+            inner = top and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            visit(child, inner)
+
+    visit(tree, True)
+    return found
+
+
+def _files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+ALLOWED = {
+    "protocol": set(),
+    "firmware_config": {"protocol"},
+    "edge_agent": {"protocol", "firmware_config"},
+    "collector": {"protocol", "firmware_config"},
+    "simulators": {"protocol", "firmware_config", "edge_agent"},
+    "bench": {"protocol", "firmware_config", "edge_agent", "collector", "simulators"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_packages_import_only_what_the_design_allows(package: str) -> None:
+    for path in _files(package):
+        for module, _ in _imports(path):
+            if module in OURS and module != package:
+                assert module in ALLOWED[package], f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_protocol_needs_only_the_standard_library_and_pydantic() -> None:
+    stdlib = set(sys.stdlib_module_names)
+    for path in _files("protocol"):
+        for module, _ in _imports(path):
+            assert module in stdlib or module in {"pydantic", "protocol"}, (
+                f"{path} imports {module}"
+            )
+
+
+@pytest.mark.parametrize("package", ["protocol", "edge_agent", "collector", "firmware_config"])
+def test_hardware_libraries_are_imported_only_lazily_and_only_in_edge_agent_hw(
+    package: str,
+) -> None:
+    for path in _files(package):
+        in_hw = path.is_relative_to(ROOT / "edge_agent" / "hw")
+        for module, top in _imports(path):
+            if module in HARDWARE:
+                assert in_hw, f"{path.relative_to(ROOT)} imports {module} outside edge_agent/hw"
+                assert not top, f"{path.relative_to(ROOT)} imports {module} at import time"
+
+
+def test_production_code_never_imports_the_simulators() -> None:
+    for package in ("protocol", "edge_agent", "collector", "firmware_config"):
+        for path in _files(package):
+            assert "simulators" not in {m for m, _ in _imports(path)}, path
+
+
+BLOCK_HARDWARE = """
+import importlib, importlib.abc, pkgutil, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('no ' + name + ' on this machine')
+sys.meta_path.insert(0, Block())
+for package in ('edge_agent', 'collector', 'protocol', 'firmware_config'):
+    module = importlib.import_module(package)
+    for info in pkgutil.walk_packages(module.__path__, package + '.'):
+        importlib.import_module(info.name)
+print('ok')
+"""
+
+
+def test_every_module_imports_on_a_machine_without_any_hardware_library() -> None:
+    script = BLOCK_HARDWARE.format(blocked=sorted(HARDWARE))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("module", ["edge_agent.cli", "collector.cli", "simulators.cli"])
+def test_every_command_has_help(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: custos-")
