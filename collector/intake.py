@@ -80,6 +80,7 @@ class Intake:
             on_messages=self._on_alarm,
             clock=clock,
             backoff=Backoff(initial=0.5, maximum=15.0),
+            on_connected=self._announce,
             name="alarm",
         )
 
@@ -102,7 +103,10 @@ class Intake:
         return encode(CollectorStatus(state=state, instance=self.instance, at=self._clock.now()))
 
     def _announce(self, session_present: bool) -> None:
-        """Retained ``online``: agents resend what is unacknowledged right away."""
+        """Retained ``online`` once *both* sessions are subscribed: agents then resend what is
+        unacknowledged right away, and an alarm resent now has a subscriber."""
+        if not self.connected:
+            return
         try:
             future = self.ingest.publish(
                 COLLECTOR_STATUS_TOPIC, self._presence("online"), qos=1, retain=True
