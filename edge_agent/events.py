@@ -8,9 +8,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import Identity
 from protocol.clock import Clock
-from protocol.messages import AgentStarted, AgentStopped, EventEnvelope, InputEvent
-
-EventBody = InputEvent | AgentStarted | AgentStopped
+from protocol.messages import EventBodyType, EventEnvelope
 
 
 class EventRecorder:
@@ -28,7 +26,7 @@ class EventRecorder:
         self._probe = clock_probe
         self._on_recorded = on_recorded
 
-    def record(self, body: EventBody) -> EventEnvelope:
+    def record(self, body: EventBodyType) -> EventEnvelope:
         """Commit the event to the outbox (it is durable when this returns), then announce it."""
 
         def build(seq: int) -> EventEnvelope:

@@ -133,6 +133,32 @@ class UplinkSection(Strict):
 
 class StorageSection(Strict):
     data_dir: Path = Path("/var/lib/custos-agent")
+    reserve_mb: Annotated[int, Field(ge=0, le=100_000)] = 200
+    """Space kept free for the outbox and manifests: recording stops before eating into it."""
+    keep_receipted_days: Annotated[int, Field(ge=0, le=3650)] = 7
+    """Receipted segments are deleted after this long (or earlier, oldest first, under disk
+    pressure). Segments without a receipt are never deleted."""
+
+
+class RoomSection(Strict):
+    """Occupancy and sensor-liveness rules of the room."""
+
+    vacancy_timeout_s: Annotated[float, Field(ge=10, le=86_400)] = 300.0
+    """After someone left (door opened and closed), no motion for this long: the room is empty.
+    Without a door cycle a silent PIR means a still person, never an empty room."""
+    entry_timeout_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    """A door opened and closed without any motion inside: empty again after this long."""
+    pir_suspect_door_cycles: Annotated[int, Field(ge=2, le=1000)] = 5
+    """This many door openings without a single motion: the PIR is suspect."""
+    stuck_active_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = 3600.0
+    """An input active this long without a change is suspect (door, panic, tamper)."""
+
+
+class RecordingSection(Strict):
+    segment_s: Annotated[float, Field(ge=2, le=300)] = 10.0
+    pre_roll_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    post_roll_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    """Recording goes on this long after the room is empty."""
 
 
 class AgentConfig(Strict):
@@ -143,6 +169,8 @@ class AgentConfig(Strict):
     heartbeat: HeartbeatSection = HeartbeatSection()
     uplink: UplinkSection = UplinkSection()
     storage: StorageSection = StorageSection()
+    room: RoomSection = RoomSection()
+    recording: RecordingSection = RecordingSection()
     inputs: dict[ComponentId, InputConfig] = Field(default_factory=dict)
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=8)
     microphones: list[MicrophoneConfig] = Field(default_factory=list, max_length=8)

@@ -1,4 +1,5 @@
-"""Every message on the wire, as a pydantic v2 model.
+"""Every message on the wire, as a pydantic v2 model (event bodies in ``protocol.events``,
+recordings in ``protocol.recording``).
 
 Rules (DESIGN.md): ``extra="forbid"``, a ``schema_version``, aware UTC datetimes and a ``type``
 discriminator. Models are frozen: a message is a fact, not a mutable object.
@@ -6,45 +7,50 @@ discriminator. Models are frozen: a message is a fact, not a mutable object.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
-    StringConstraints,
     TypeAdapter,
 )
 
-from protocol.topics import DEVICE_ID_PATTERN
-
-SCHEMA_VERSION: Final = 1
-MAX_PAYLOAD_BYTES: Final = 64 * 1024
-"""Largest message either side accepts; anything bigger is rejected before parsing."""
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
-DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
-Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-ComponentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from protocol.events import (
+    ALARM_EVENT_TYPES,
+    AgentStarted,
+    AgentStopped,
+    ComponentChanged,
+    ComponentKind,
+    ComponentState,
+    EventBody,
+    EventBodyType,
+    InputEvent,
+    InputEventType,
+    OccupancyChanged,
+    RecordingStarted,
+    RecordingStopped,
+    RecordingStopRefused,
+    SegmentCorrupt,
+    SegmentDeleted,
+    SegmentRecorded,
+    SensorSuspect,
+    is_alarm,
+)
+from protocol.wire import (
+    MAX_PAYLOAD_BYTES,
+    SCHEMA_VERSION,
+    ComponentId,
+    DeviceId,
+    Sha256Hex,
+    ShortText,
+    UtcDateTime,
+    WireModel,
+    encode,
+)
 
 # --- status -------------------------------------------------------------------------------------
 
@@ -84,23 +90,6 @@ class Status(WireModel):
 # --- heartbeat ----------------------------------------------------------------------------------
 
 
-class ComponentKind(StrEnum):
-    CAMERA = "camera"
-    MICROPHONE = "microphone"
-    INPUT = "input"
-    DISK = "disk"
-    CLOCK = "clock"
-    UPLINK = "uplink"
-    SYSTEM = "system"
-
-
-class ComponentState(StrEnum):
-    OK = "ok"
-    DEGRADED = "degraded"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
 class ComponentHealth(WireModel):
     kind: ComponentKind
     state: ComponentState
@@ -136,56 +125,6 @@ class Heartbeat(WireModel):
 # --- events -------------------------------------------------------------------------------------
 
 
-class InputEventType(StrEnum):
-    DOOR_OPENED = "door.opened"
-    DOOR_CLOSED = "door.closed"
-    PRESENCE_DETECTED = "presence.detected"
-    PRESENCE_CLEARED = "presence.cleared"
-    PANIC_PRESSED = "panic.pressed"
-    PANIC_RESET = "panic.reset"
-    TAMPER_OPENED = "tamper.opened"
-    TAMPER_CLOSED = "tamper.closed"
-
-
-class InputEvent(WireModel):
-    """A debounced change of one physical input."""
-
-    type: Literal[
-        InputEventType.DOOR_OPENED,
-        InputEventType.DOOR_CLOSED,
-        InputEventType.PRESENCE_DETECTED,
-        InputEventType.PRESENCE_CLEARED,
-        InputEventType.PANIC_PRESSED,
-        InputEventType.PANIC_RESET,
-        InputEventType.TAMPER_OPENED,
-        InputEventType.TAMPER_CLOSED,
-    ]
-    input: ComponentId
-
-
-class AgentStarted(WireModel):
-    type: Literal["agent.started"] = "agent.started"
-    version: ShortText
-    config_hash: Sha256Hex
-    boot_no: PositiveInt
-    previous_shutdown: Literal["clean", "unclean", "first"]
-    inputs: Annotated[dict[ComponentId, bool], Field(max_length=32)] = Field(default_factory=dict)
-    """Each input's state at start (``True``: open / motion / pressed)."""
-
-
-class AgentStopped(WireModel):
-    type: Literal["agent.stopped"] = "agent.stopped"
-    reason: ShortText
-
-
-EventBody = Annotated[InputEvent | AgentStarted | AgentStopped, Field(discriminator="type")]
-
-ALARM_EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {InputEventType.PANIC_PRESSED.value, InputEventType.TAMPER_OPENED.value}
-)
-"""Alarm-class events jump the agent's queue and travel on ``…/alarm``."""
-
-
 class EventEnvelope(WireModel):
     """One event from a device's durable outbox. ``(device_id, seq)`` is unique for ever."""
 
@@ -201,7 +140,7 @@ class EventEnvelope(WireModel):
 
     @property
     def is_alarm(self) -> bool:
-        return self.body.type in ALARM_EVENT_TYPES
+        return is_alarm(self.body)
 
 
 # --- ack ----------------------------------------------------------------------------------------
@@ -246,11 +185,48 @@ WIRE_MODELS: Final[dict[str, type[WireModel]]] = {
     "collector_status": CollectorStatus,
 }
 
-EVENT_BODY_ADAPTER: Final[TypeAdapter[InputEvent | AgentStarted | AgentStopped]] = TypeAdapter(
-    EventBody
-)
+EVENT_BODY_ADAPTER: Final[TypeAdapter[EventBodyType]] = TypeAdapter(EventBody)
 
 
-def encode(message: WireModel) -> bytes:
-    """Compact JSON, the only encoding on the wire."""
-    return message.model_dump_json().encode()
+__all__ = [
+    "ALARM_EVENT_TYPES",
+    "EVENT_BODY_ADAPTER",
+    "MAX_ACK_EXTRA",
+    "MAX_PAYLOAD_BYTES",
+    "SCHEMA_VERSION",
+    "WIRE_MODELS",
+    "Ack",
+    "AgentStarted",
+    "AgentStopped",
+    "ClockState",
+    "CollectorStatus",
+    "ComponentChanged",
+    "ComponentHealth",
+    "ComponentId",
+    "ComponentKind",
+    "ComponentState",
+    "DeviceId",
+    "DeviceState",
+    "EventBody",
+    "EventBodyType",
+    "EventEnvelope",
+    "Heartbeat",
+    "InputEvent",
+    "InputEventType",
+    "OccupancyChanged",
+    "OutboxStats",
+    "RecordingStarted",
+    "RecordingStopRefused",
+    "RecordingStopped",
+    "SegmentCorrupt",
+    "SegmentDeleted",
+    "SegmentRecorded",
+    "SensorSuspect",
+    "Sha256Hex",
+    "ShortText",
+    "Status",
+    "UtcDateTime",
+    "WireModel",
+    "encode",
+    "is_alarm",
+]

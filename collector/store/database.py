@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from collector.store.schema import MIGRATIONS
 
@@ -26,11 +28,15 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return connection
 
 
-def open_database(data_dir: Path) -> tuple[sqlite3.Connection, Path]:
-    """Create the data directory and database if needed, apply migrations, return the writer's
-    connection."""
+def open_database(
+    data_dir: Path, domain_migrations: Sequence[Migrations] = ()
+) -> tuple[sqlite3.Connection, Path]:
+    """Create the data directory and database if needed, apply the core migrations and then each
+    domain's own set (alerts, faults, evidence…), return the writer's connection."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DB_FILE
     connection = connect(path)
-    MIGRATIONS.apply(Database(connection))
+    database = Database(connection)
+    for migrations in (MIGRATIONS, *domain_migrations):
+        migrations.apply(database)
     return connection, path
