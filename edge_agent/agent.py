@@ -22,9 +22,13 @@ from edge_agent import __version__
 from edge_agent.bridge import ThreadBridge
 from edge_agent.events import EventRecorder
 from edge_agent.health import HealthBoard
+from edge_agent.health.media import MediaHealth
 from edge_agent.heartbeat import HeartbeatLoop
 from edge_agent.hw.gpio import GpioInputs
 from edge_agent.outbox import Outbox, OutboxError
+from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFactory
+from edge_agent.recording.unavailable import UnavailableRecorder
+from edge_agent.room.controller import RoomController
 from edge_agent.sensing.inputs import InputWatcher
 from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import (
@@ -59,6 +63,8 @@ OUTBOX_FILE = "outbox.sqlite3"
 class AgentOptions:
     data_dir: Path
     link: LinkSettings
+    recorder_factory: RecorderFactory | None = None
+    """Builds the media recorder; without one the agent refuses to claim it records."""
     version: str = __version__
     drain_on_stop_s: float = 2.0
     """On a clean stop, how long to wait for the collector to acknowledge what is still queued."""
@@ -75,6 +81,9 @@ class AgentState:
     link: MqttLink
     heartbeat: HeartbeatLoop
     inputs: InputWatcher
+    room: RoomController
+    recorder: MediaRecorder
+    media_health: MediaHealth
     bad_acks: int = 0
     collector: CollectorStatus | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,10 +150,19 @@ class Agent:
                     inputs=initial_inputs,
                 )
             )
-            watcher = InputWatcher(config.inputs, self._clock, initial_inputs, recorder.record)
+            media = await self._recorder(config, identity, recorder)
+            room = RoomController(config, self._clock, media, recorder.record, initial_inputs)
+            watcher = InputWatcher(
+                config.inputs, self._clock, initial_inputs, recorder.record, room.input_changed
+            )
+            media_health = MediaHealth(
+                media.streams(), media, config.health, self._clock, recorder.record
+            )
             health = HealthBoard()
             for name in config.inputs:
                 health.register(name, functools.partial(watcher.health, name))
+            for stream in media.streams():
+                health.register(stream, functools.partial(media_health.component, stream))
             health.register("uplink", lambda: _uplink_health(link))
             heartbeat = HeartbeatLoop(
                 identity,
@@ -155,7 +173,9 @@ class Agent:
                 outbox=outbox,
                 clock_probe=self._probe,
             )
-            self.state = AgentState(identity, outbox, sender, link, heartbeat, watcher)
+            self.state = AgentState(
+                identity, outbox, sender, link, heartbeat, watcher, room, media, media_health
+            )
             link.start()
             log.info(
                 "agent.started device=%s boot_no=%d previous_shutdown=%s",
@@ -170,9 +190,12 @@ class Agent:
                     group.create_task(self._dispatch_link(link_events), name="link-dispatch"),
                     group.create_task(self._dispatch_edges(edges, watcher), name="gpio-dispatch"),
                     group.create_task(self._prune(outbox), name="outbox-prune"),
+                    group.create_task(room.run(), name="room-logic"),
+                    group.create_task(media_health.run(), name="media-health"),
                 ]
                 self.ready.set()
                 await stop.wait()
+                await media.close()
                 recorder.record(AgentStopped(reason="shutdown requested"))
                 await self._drain(outbox)
                 link.request_stop()
@@ -188,6 +211,29 @@ class Agent:
             if gpio is not None:
                 gpio.close()
             outbox.close()
+
+    async def _recorder(
+        self, config: AgentConfig, identity: Identity, events: EventRecorder
+    ) -> MediaRecorder:
+        factory = self.options.recorder_factory
+        if factory is None:
+            log.warning("agent.no_recorder device=%s", config.device.id)
+            return UnavailableRecorder()
+        deps = RecorderDeps(
+            config=config,
+            data_dir=self.options.data_dir,
+            clock=self._clock,
+            device_id=identity.device_id,
+            boot_id=identity.boot_id,
+            emit=events.record,
+        )
+        return await factory(deps)
+
+    async def request_recording_stop(self, requested_by: str) -> bool:
+        """Ask to stop recording (an operator, a command): refused while the room is not empty."""
+        if self.state is None:
+            return False
+        return await self.state.room.stop_requested(requested_by)
 
     async def _drain(self, outbox: Outbox) -> None:
         deadline = self._clock.monotonic() + self.options.drain_on_stop_s

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.agent import Agent, AgentOptions
+from edge_agent.recording.port import RecorderFactory
 from edge_agent.system.clocksync import ClockProbe, KernelClockProbe
 from edge_agent.uplink.link import LinkSettings
 from firmware_config.schema import AgentConfig
@@ -34,6 +35,7 @@ def build_agent(
     clock: Clock | None = None,
     clock_probe: ClockProbe | None = None,
     pin_factory: Any = None,
+    recorder_factory: RecorderFactory | None = None,
 ) -> Agent:
     """An agent for real hardware unless collaborators are given (simulators give their own)."""
     clock = clock or SystemClock()
@@ -41,7 +43,11 @@ def build_agent(
         from edge_agent.hw.pins import default_pin_factory
 
         pin_factory = default_pin_factory()
-    options = AgentOptions(data_dir=data_dir or config.storage.data_dir, link=link_settings(config))
+    options = AgentOptions(
+        data_dir=data_dir or config.storage.data_dir,
+        link=link_settings(config),
+        recorder_factory=recorder_factory,
+    )
     return Agent(
         config,
         options,

@@ -154,6 +154,29 @@ class RoomSection(Strict):
     """An input active this long without a change is suspect (door, panic, tamper)."""
 
 
+class HealthSection(Strict):
+    """When a component counts as broken. Each verdict needs the condition to hold for a while,
+    so one dark frame or one quiet second is not a fault."""
+
+    camera_stall_s: Annotated[float, Field(ge=1, le=600)] = 5.0
+    """No frame for this long: the camera has stalled."""
+    covered_contrast: Annotated[float, Field(ge=0, le=128)] = 4.0
+    """Luma standard deviation below this: the picture is flat (lens covered or blinded)."""
+    covered_for_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    muted_dbfs: Annotated[float, Field(ge=-200, le=0)] = -90.0
+    """Below this the microphone gives digital silence: muted or disconnected."""
+    muted_for_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    silent_dbfs: Annotated[float, Field(ge=-200, le=0)] = -65.0
+    """Below this for ``silent_for_s`` the room is suspiciously quiet (a real room never is)."""
+    silent_for_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    clipped_ratio: Annotated[float, Field(gt=0, le=1)] = 0.01
+    clipped_for_s: Annotated[float, Field(ge=1, le=600)] = 5.0
+    disk_low_hours: Annotated[float, Field(ge=0, le=10_000)] = 24.0
+    """Fewer hours of recording left than this: disk low (an alarm before it is full)."""
+    clock_max_error_ms: Annotated[float, Field(ge=1, le=3_600_000)] = 1000.0
+    cpu_hot_c: Annotated[float, Field(ge=40, le=120)] = 80.0
+
+
 class RecordingSection(Strict):
     segment_s: Annotated[float, Field(ge=2, le=300)] = 10.0
     pre_roll_s: Annotated[float, Field(ge=0, le=60)] = 5.0
@@ -171,6 +194,7 @@ class AgentConfig(Strict):
     storage: StorageSection = StorageSection()
     room: RoomSection = RoomSection()
     recording: RecordingSection = RecordingSection()
+    health: HealthSection = HealthSection()
     inputs: dict[ComponentId, InputConfig] = Field(default_factory=dict)
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=8)
     microphones: list[MicrophoneConfig] = Field(default_factory=list, max_length=8)

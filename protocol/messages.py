@@ -91,9 +91,37 @@ class Status(WireModel):
 
 
 class ComponentHealth(WireModel):
+    """One component's state with the measurements it was judged on (all optional: each kind
+    fills what applies to it)."""
+
     kind: ComponentKind
     state: ComponentState
     reason: ShortText | None = None
+    age_s: NonNegativeFloat | None = None
+    """Camera: since the last frame; microphone: since the last audio; input: since its last
+    change; uplink: since the last message from the collector."""
+    luminance: float | None = None
+    contrast: float | None = None
+    """Camera: mean and standard deviation of luma of a recent frame (a covered lens is flat)."""
+    level_dbfs: float | None = None
+    clipped_ratio: float | None = None
+    hours_left: float | None = None
+    """Disk: hours of recording that still fit."""
+    offset_ms: float | None = None
+    """Clock: estimated error of the clock."""
+
+
+class SystemStats(WireModel):
+    cpu_temp_c: float | None = None
+    load_1m: NonNegativeFloat | None = None
+    restarts: NonNegativeInt = 0
+    """Unclean restarts of the agent counted on this device."""
+
+
+class UploadStats(WireModel):
+    backlog_segments: NonNegativeInt
+    backlog_bytes: NonNegativeInt
+    oldest_age_s: NonNegativeFloat | None
 
 
 class ClockState(WireModel):
@@ -120,6 +148,8 @@ class Heartbeat(WireModel):
     clock: ClockState
     outbox: OutboxStats
     components: Annotated[dict[ComponentId, ComponentHealth], Field(max_length=64)]
+    system: SystemStats | None = None
+    uploads: UploadStats | None = None
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -225,6 +255,8 @@ __all__ = [
     "Sha256Hex",
     "ShortText",
     "Status",
+    "SystemStats",
+    "UploadStats",
     "UtcDateTime",
     "WireModel",
     "encode",

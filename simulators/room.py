@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.agent import Agent
+from edge_agent.recording.port import RecorderFactory
 from edge_agent.system.clocksync import FixedClockProbe
 from edge_agent.wiring import build_agent
 from firmware_config.profiles import profile_text
 from firmware_config.schema import AgentConfig, InputConfig, InputRole
 from protocol.clock import Clock, SystemClock
 from simulators.pins import WiredPin, wired_factory
+from simulators.recorder import SimulatedRecorder
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ ACTIONS: dict[str, tuple[InputRole, bool]] = {
     "tamper.open": (InputRole.TAMPER, True),
     "tamper.close": (InputRole.TAMPER, False),
 }
+
+
+FAULTS = (
+    "camera.stall", "camera.resume", "camera.cover", "camera.uncover", "mic.stall", "mic.resume",
+    "mic.mute", "mic.unmute", "recorder.fail", "recorder.mend",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,13 @@ def room_config(
 class SimulatedRoom:
     """One room and its agent. Doors start closed, nobody inside, nothing pressed."""
 
-    def __init__(self, config: AgentConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock | None = None,
+        recorder_factory: RecorderFactory | None = None,
+    ) -> None:
         self.config = config
         self.factory = wired_factory()
         self.clock_probe = FixedClockProbe(synced=True)
@@ -89,6 +103,7 @@ class SimulatedRoom:
             clock=clock or SystemClock(),
             clock_probe=self.clock_probe,
             pin_factory=self.factory,
+            recorder_factory=recorder_factory or SimulatedRecorder.create,
         )
         for name in config.inputs:
             self.set_input(name, active=False)
@@ -123,6 +138,44 @@ class SimulatedRoom:
         except KeyError:
             raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}") from None
         self.set_input(input_name or self.input_for(role), active=active)
+
+    def fault(self, action: str, stream: str | None = None) -> None:
+        """Break or mend a simulated camera, microphone or recorder (``camera.stall`` …)."""
+        recorder = self.recorder
+        target = stream or self._default_stream(action)
+        match action:
+            case "camera.stall" | "mic.stall":
+                recorder.stall(target)
+            case "camera.resume" | "mic.resume":
+                recorder.resume(target)
+            case "camera.cover":
+                recorder.covered.add(target)
+            case "camera.uncover":
+                recorder.covered.discard(target)
+            case "mic.mute":
+                recorder.muted.add(target)
+            case "mic.unmute":
+                recorder.muted.discard(target)
+            case "recorder.fail":
+                recorder.fail_start = True
+            case "recorder.mend":
+                recorder.fail_start = False
+            case _:
+                raise ValueError(f"unknown fault {action!r}; known: {', '.join(FAULTS)}")
+
+    @property
+    def recorder(self) -> SimulatedRecorder:
+        state = self.agent.state
+        if state is None or not isinstance(state.recorder, SimulatedRecorder):
+            raise RuntimeError(f"room {self.device_id} has no simulated recorder running")
+        return state.recorder
+
+    def _default_stream(self, action: str) -> str:
+        if action.startswith("camera."):
+            return self.config.cameras[0].id
+        if action.startswith("mic."):
+            return self.config.microphones[0].id
+        return ""
 
     async def bounce(self, name: str, *, final: bool, edges: int = 6, gap_s: float = 0.002) -> None:
         """Chatter like a real contact, then settle on ``final``."""

@@ -22,7 +22,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from protocol.clock import Clock
-from simulators.room import ACTIONS, SimulatedRoom
+from simulators.room import ACTIONS, FAULTS, SimulatedRoom
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class Step(BaseModel):
     action: str
     room: str | None = None
     input: str | None = None
+    stream: str | None = None
+    """For camera and microphone faults: which one (default: the room's first)."""
     repeat: Annotated[int, Field(ge=1, le=100_000)] = 1
     """Do it this many times, ``every`` seconds apart."""
     every: Annotated[float, Field(gt=0)] = 1.0
@@ -50,8 +52,8 @@ class Step(BaseModel):
     @field_validator("action")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in ACTIONS and value not in BOUNCE_ACTIONS:
-            known = ", ".join([*ACTIONS, *BOUNCE_ACTIONS])
+        if value not in ACTIONS and value not in BOUNCE_ACTIONS and value not in FAULTS:
+            known = ", ".join([*ACTIONS, *BOUNCE_ACTIONS, *FAULTS])
             raise ValueError(f"unknown action {value!r}; known: {known}")
         return value
 
@@ -118,7 +120,9 @@ async def play(scenario: Scenario, rooms: Sequence[SimulatedRoom], clock: Clock)
             log.info(
                 "scenario.step at=%.1f room=%s action=%s", step.at, room.device_id, step.action
             )
-            if step.action in BOUNCE_ACTIONS:
+            if step.action in FAULTS:
+                room.fault(step.action, step.stream)
+            elif step.action in BOUNCE_ACTIONS:
                 action, final = BOUNCE_ACTIONS[step.action]
                 await room.bounce(step.input or room.input_for(ACTIONS[action][0]), final=final)
             else:

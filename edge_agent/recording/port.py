@@ -7,7 +7,17 @@ itself, with the reason it was given.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+from uuid import UUID
+
+from edge_agent.capture.ports import SourceHealth
+from firmware_config.schema import AgentConfig
+from protocol.clock import Clock
+from protocol.events import EventBodyType
+from protocol.recording import StreamKind
 
 
 class Recorder(Protocol):
@@ -25,3 +35,28 @@ class Recorder(Protocol):
     def mark_alarm(self) -> None:
         """Flag the segments being recorded now as alarm-related (uploaded first)."""
         ...
+
+
+@dataclass(frozen=True)
+class RecorderDeps:
+    """What the agent hands a recorder factory when it starts."""
+
+    config: AgentConfig
+    data_dir: Path
+    clock: Clock
+    device_id: str
+    boot_id: UUID
+    emit: Callable[[EventBodyType], object]
+
+
+class MediaRecorder(Recorder, Protocol):
+    """A recorder that can also say how its sources are doing (for the health logic)."""
+
+    def source_health(self) -> Mapping[str, SourceHealth]: ...
+
+    def streams(self) -> Mapping[str, StreamKind]: ...
+
+    async def close(self) -> None: ...
+
+
+RecorderFactory = Callable[[RecorderDeps], Awaitable[MediaRecorder]]

@@ -28,10 +28,12 @@ class InputWatcher:
         clock: Clock,
         initial: Mapping[str, bool],
         emit: Callable[[InputEvent], object],
+        on_change: Callable[[str, bool], object] | None = None,
     ) -> None:
         self._specs = dict(specs)
         self._clock = clock
         self._emit = emit
+        self._on_change = on_change
         self._last_change: dict[str, float] = {}
         self._debouncers = {
             name: Debouncer(
@@ -59,3 +61,5 @@ class InputWatcher:
         self._last_change[name] = self._clock.monotonic()
         on_active, on_inactive = EVENT_FOR_CHANGE[self._specs[name].role]
         self._emit(InputEvent(type=on_active if active else on_inactive, input=name))
+        if self._on_change is not None:
+            self._on_change(name, active)
