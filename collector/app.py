@@ -13,15 +13,23 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from collector.alerts import api as alerts_api
+from collector.alerts.delivery import AlertDelivery
+from collector.alerts.engine import AlertEngine
+from collector.alerts.hub import AlertHub
+from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
+from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
 from collector.api.errors import auth_middleware, errors_middleware
 from collector.enrollment import enroll, read_registry_file
+from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
+from collector.evidence import setup_evidence
 from collector.ingest.processor import IngestProcessor
 from collector.intake import Intake
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.mqtt import BrokerAddress
 from collector.registry import Registry
-from collector.services import SERVICES, Services
+from collector.services import ALERTS, SERVICES, AlertServices, Services
 from collector.settings import CollectorSettings
 from collector.store.database import open_database
 from collector.store.readers import ReadPool
@@ -44,20 +52,25 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     app.cleanup_ctx.append(_services)
     app.add_routes(system.routes)
     app.add_routes(devices.routes)
+    setup_evidence(app)
+    app.add_routes(alerts_api.routes)
     return app
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings, clock = app[SETTINGS], app[CLOCK]
     loop = asyncio.get_running_loop()
-    connection, path = open_database(settings.data_dir)
+    connection, path = open_database(settings.data_dir, [ALERT_MIGRATIONS, EVIDENCE_MIGRATIONS])
     metrics = IngestMetrics()
+    registry = Registry()
+    engine = AlertEngine(connection, registry, settings.alerts, clock)
     processor = IngestProcessor(
         connection,
-        Registry(),
+        registry,
         clock,
         metrics,
         heartbeat_timeout_factor=settings.heartbeat_timeout_factor,
+        hooks=[engine],
     )
     writer = DbWriter(
         connection, processor, clock, max_batch=settings.max_batch, tick_s=settings.tick_s
@@ -94,12 +107,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         prometheus=build_registry(exporter),
     )
     app[SERVICES] = services
+    hub = AlertHub()
+    dispatcher = WebhookDispatcher(settings.alerts, services.readers, writer, clock)
+    delivery = AlertDelivery(
+        hub,
+        dispatcher,
+        connection=intake.alarm,
+        writer=writer,
+        readers=services.readers,
+        clock=clock,
+    )
+    app[ALERTS] = AlertServices(engine, hub, delivery)
+    intake.listeners.append(lambda result: delivery.deliver(result.alerts))
     writer.start(loop, intake.on_result)
     if settings.registry_file is not None:
         for enrollment in read_registry_file(settings.registry_file):
             await enroll(writer, enrollment, clock)
         log.info("collector.registry_loaded file=%s", settings.registry_file)
     intake_task = loop.create_task(intake.run(), name="mqtt-intake")
+    alert_tasks = [
+        loop.create_task(delivery.run(), name="alerts-mqtt"),
+        loop.create_task(dispatcher.run(), name="alerts-webhooks"),
+    ]
     log.info(
         "collector.started data_dir=%s broker=%s devices=%d",
         settings.data_dir, settings.broker, len(processor.registry),
@@ -107,6 +136,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for task in alert_tasks:
+            task.cancel()
+        await asyncio.gather(*alert_tasks, return_exceptions=True)
         await intake.close()
         intake_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -11,8 +11,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from collector import __version__
 from firmware_config.schema import RoomKind
 from protocol.logsetup import configure_logging
@@ -32,22 +30,33 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"custos-collector {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the collector")
+    serve = commands.add_parser(
+        "serve",
+        help="run the collector",
+        description="Run the collector. Settings come from --config FILE, then the environment, "
+        "then these options (each wins over the one before).",
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=_env("CUSTOS_CONFIG"),
+        help="TOML settings file, e.g. deploy/collector.toml (env CUSTOS_CONFIG)",
+    )
     serve.add_argument(
         "--broker",
-        default=_env("CUSTOS_BROKER", "mqtt://127.0.0.1:1883"),
-        help="MQTT broker URL (env CUSTOS_BROKER; default %(default)s)",
+        default=_env("CUSTOS_BROKER"),
+        help="MQTT broker URL (env CUSTOS_BROKER; default mqtt://127.0.0.1:1883)",
     )
     serve.add_argument(
         "--http",
-        default=_env("CUSTOS_HTTP", "127.0.0.1:8080"),
-        help="HTTP listen address HOST:PORT (env CUSTOS_HTTP; default %(default)s)",
+        default=_env("CUSTOS_HTTP"),
+        help="HTTP listen address HOST:PORT (env CUSTOS_HTTP; default 127.0.0.1:8080)",
     )
     serve.add_argument(
         "--data",
         type=Path,
-        default=Path(_env("CUSTOS_DATA", "custos-data") or "custos-data"),
-        help="data directory: database and recordings (env CUSTOS_DATA; default %(default)s)",
+        default=_env("CUSTOS_DATA"),
+        help="data directory: database and recordings (env CUSTOS_DATA; default custos-data)",
     )
     serve.add_argument(
         "--registry",
@@ -57,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--client-id",
-        default=_env("CUSTOS_CLIENT_ID", "custos-collector"),
-        help="MQTT client id prefix (env CUSTOS_CLIENT_ID)",
+        default=_env("CUSTOS_CLIENT_ID"),
+        help="MQTT client id prefix (env CUSTOS_CLIENT_ID; default custos-collector)",
     )
     serve.add_argument(
         "--admin-token-file",
@@ -162,24 +171,23 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from collector.app import create_app
-    from collector.settings import CollectorSettings
+    from collector.settings import SettingsError, load_settings
 
-    host, _, port = args.http.rpartition(":")
-    token = None
+    overrides: dict[str, Any] = {
+        "broker": args.broker,
+        "data_dir": args.data,
+        "client_id": args.client_id,
+        "registry_file": args.registry,
+    }
+    if args.http:
+        host, _, port = args.http.rpartition(":")
+        overrides |= {"http_host": host or "127.0.0.1", "http_port": port}
     if args.admin_token_file:
-        token = Path(args.admin_token_file).read_text(encoding="utf-8").strip() or None
+        overrides["admin_token"] = Path(args.admin_token_file).read_text(encoding="utf-8").strip()
     try:
-        settings = CollectorSettings(
-            broker=args.broker,
-            http_host=host or "127.0.0.1",
-            http_port=int(port),
-            data_dir=args.data,
-            client_id=args.client_id,
-            registry_file=args.registry,
-            admin_token=token,
-        )
-    except (ValidationError, ValueError) as exc:
-        print(f"custos-collector serve: bad option: {exc}", file=sys.stderr)
+        settings = load_settings(args.config, overrides)
+    except SettingsError as exc:
+        print(f"custos-collector serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, args.log_format)
     web.run_app(

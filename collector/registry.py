@@ -51,6 +51,9 @@ class Registry:
     def get(self, device_id: str) -> Enrollment | None:
         return self._devices.get(device_id)
 
+    def device_ids(self) -> list[str]:
+        return list(self._devices)
+
     def load(self, db: sqlite3.Connection) -> None:
         self._devices = {
             row[0]: Enrollment(

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from collector.alerts.delivery import AlertDelivery
+from collector.alerts.engine import AlertEngine
+from collector.alerts.hub import AlertHub
 from collector.intake import Intake
 from collector.metrics import IngestMetrics
 from collector.settings import CollectorSettings
@@ -27,3 +30,13 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+
+
+@dataclass
+class AlertServices:
+    engine: AlertEngine
+    hub: AlertHub
+    delivery: AlertDelivery
+
+
+ALERTS = web.AppKey("alerts", AlertServices)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collector.alerts.policy import AlertPolicy
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names every problem with its field path."""
 
 
 class CollectorSettings(BaseModel):
@@ -29,3 +37,35 @@ class CollectorSettings(BaseModel):
     """When set, requests that change state need ``Authorization: Bearer <token>``."""
     registry_file: Path | None = None
     """A TOML file of devices to enroll at start (``[[devices]]`` tables)."""
+    retention_days: Annotated[int, Field(ge=365)] = 365
+    """Keep every stored recording at least this many days after it was stored; never fewer
+    than 365 (a lower value is refused at start). Legal holds keep recordings longer."""
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 2 * 1024**3
+    """The largest segment upload accepted (``Tus-Max-Size``)."""
+    purge_interval_s: Annotated[float, Field(gt=0)] = 3600.0
+    """How often expired recordings are purged and abandoned uploads expired."""
+    upload_expiry_days: Annotated[float, Field(gt=0)] = 7.0
+    """An upload not finished this long after its creation is removed (the agent starts over)."""
+    evidence_sync_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """How often manifests and keys of newly committed events are indexed."""
+    alerts: AlertPolicy = AlertPolicy()
+
+
+def load_settings(config: Path | None, overrides: Mapping[str, Any]) -> CollectorSettings:
+    """The config file's values, overridden by whatever ``overrides`` gives (not ``None``)."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            values = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read {config}: {exc}") from exc
+    values |= {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return CollectorSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        source = f" in {config}" if config else ""
+        raise SettingsError(f"invalid settings{source}:\n  " + "\n  ".join(problems)) from exc

@@ -148,6 +148,7 @@ class Agent:
                     boot_no=boot.boot_no,
                     previous_shutdown=boot.previous_shutdown,
                     inputs=initial_inputs,
+                    roles={name: spec.role.value for name, spec in config.inputs.items()},
                 )
             )
             media = await self._recorder(config, identity, recorder)

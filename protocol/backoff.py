@@ -30,8 +30,13 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call counts one more failure."""
-        step = min(self.maximum, self.initial * self.factor**self._attempt)
+        delay = self.delay_after(self._attempt)
         self._attempt = min(self._attempt + 1, 64)
+        return delay
+
+    def delay_after(self, failures: int) -> float:
+        """The delay after ``failures`` earlier failures, for retries whose count is stored."""
+        step = min(self.maximum, self.initial * self.factor ** min(failures, 64))
         return step / 2 + self.rng.uniform(0, step / 2)
 
     def reset(self) -> None:

@@ -64,6 +64,10 @@ class AgentStarted(WireModel):
     previous_shutdown: Literal["clean", "unclean", "first"]
     inputs: Annotated[dict[ComponentId, bool], Field(max_length=32)] = Field(default_factory=dict)
     """Each input's state at start (``True``: open / motion / pressed)."""
+    roles: Annotated[
+        dict[ComponentId, Literal["door", "pir", "panic", "tamper"]], Field(max_length=32)
+    ] = Field(default_factory=dict)
+    """Each input's role, so the collector can take the start state for what it is."""
     public_key: ShortText | None = None
     """The device's Ed25519 public key (base64), which signs its segment manifests."""
 

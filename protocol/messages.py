@@ -19,6 +19,7 @@ from pydantic import (
     TypeAdapter,
 )
 
+from protocol.alerts import AlertMessage
 from protocol.events import (
     ALARM_EVENT_TYPES,
     AgentStarted,
@@ -213,6 +214,7 @@ WIRE_MODELS: Final[dict[str, type[WireModel]]] = {
     "event": EventEnvelope,
     "ack": Ack,
     "collector_status": CollectorStatus,
+    "alert": AlertMessage,
 }
 
 EVENT_BODY_ADAPTER: Final[TypeAdapter[EventBodyType]] = TypeAdapter(EventBody)

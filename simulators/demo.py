@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -66,11 +68,45 @@ Custos demo is running.
   Its events        {api}/api/v1/devices/demo-ir1/events
   Health, metrics   {api}/healthz   {api}/metrics
   Quarantine        {api}/api/v1/quarantine
+  Open alerts       {api}/api/v1/alerts?state=open
+  Alerts, live      curl -N {api}/api/v1/alerts/stream
+  Acknowledge one   curl -X POST {api}/api/v1/alerts/ID/ack -d '{{"by": "your name"}}'
   MQTT traffic      mosquitto_sub -p {broker.port} -t 'custos/#' -v
   Logs and data     {data.resolve()}/
 
-Events as the collector commits them (Ctrl-C stops everything):
+Events as the collector commits them, and alerts as the command center receives them on
+custos/v1/alerts (Ctrl-C stops everything):
 """
+
+
+class AlertFeed:
+    """Prints each alert transition that arrives on ``custos/v1/alerts``, like a command-center
+    client would receive it."""
+
+    def __init__(self, port: int, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._process = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(port), "-q", "1", "-t", "custos/v1/alerts"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._thread = threading.Thread(target=self._read, name="alert-feed", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            with contextlib.suppress(ValueError, KeyError):
+                alert = json.loads(line)
+                stamp = datetime.fromisoformat(alert["at"]).astimezone().strftime("%H:%M:%S")
+                self._write(
+                    f"  {stamp}  ALERT #{alert['alert_id']:<4} {alert['transition']:<12} "
+                    f"{alert['severity']:<8} {alert['room'] or '-':<16} {alert['title']}"
+                )
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait()
 
 
 class EventFeed:
@@ -118,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.url, collector.url, data / "sim", rooms=args.rooms, site="demo",
         scenario=args.scenario, extra=["--repeat"],
     )  # fmt: skip
+    alerts: AlertFeed | None = None
     try:
         print(f"starting Mosquitto on 127.0.0.1:{broker.port} …", flush=True)
         broker.start()
@@ -128,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         sim.start()
         print(_banner(broker, collector, data), flush=True)
         feed = EventFeed(collector.url, lambda line: print(line, flush=True))
+        alerts = AlertFeed(broker.port, lambda line: print(line, flush=True))
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.wait(1.0):
             if not sim.running or not collector.running:
@@ -144,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         print("\nstopping the simulated rooms, the collector and Mosquitto …", flush=True)
+        if alerts is not None:
+            alerts.stop()
         sim.stop()
         collector.stop()
         broker.stop()

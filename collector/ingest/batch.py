@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from collector.ingest.runtime import StatusChange
+from protocol.alerts import AlertMessage
 from protocol.messages import Ack
 
 
@@ -52,6 +53,10 @@ class BatchResult:
     acks: list[Ack] = field(default_factory=list)
     status_changes: list[StatusChange] = field(default_factory=list)
     events: list[CommittedEvent] = field(default_factory=list)
+    alerts: list[AlertMessage] = field(default_factory=list)
+    """Alert transitions committed with this batch, to deliver."""
+    facts: list[CommittedEvent | StatusChange] = field(default_factory=list)
+    """Events and status changes together, in the order they arrived."""
     messages: int = 0
 
 

@@ -123,9 +123,9 @@ class Connectivity:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (runtime.device_id, at, connection.value, reason, runtime.boot_id, boot_no, conn_no),
         )
-        batch.result.status_changes.append(
-            StatusChange(runtime.device_id, connection, at, reason, previous)
-        )
+        change = StatusChange(runtime.device_id, connection, at, reason, previous)
+        batch.result.status_changes.append(change)
+        batch.result.facts.append(change)
         log.info(
             "device.connection device=%s state=%s previous=%s reason=%s",
             runtime.device_id,

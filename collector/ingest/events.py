@@ -68,11 +68,11 @@ class EventIngest:
             )
         )
         batch.ack_devices[device_id].add(event.seq)
-        batch.result.events.append(
-            CommittedEvent(
-                device_id, event.seq, body.type, event.is_alarm, chunk.received_at, body_json
-            )
+        committed = CommittedEvent(
+            device_id, event.seq, body.type, event.is_alarm, chunk.received_at, body_json
         )
+        batch.result.events.append(committed)
+        batch.result.facts.append(committed)
 
     def _stored(self, device_id: str, seq: int, batch: Batch) -> tuple[str, str] | None:
         """(boot id, body JSON) already stored for this seq, in this batch or before."""

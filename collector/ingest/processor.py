@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from collector.ingest.batch import Batch, BatchResult, Chunk, RawMessage, Rejection
 from collector.ingest.connectivity import Connectivity
 from collector.ingest.events import EventIngest
+from collector.ingest.hooks import BatchHook
 from collector.ingest.quarantine import claimed_seq, describe_validation_error, quarantine
 from collector.ingest.runtime import Connection, DeviceRuntime
 from collector.ingest.seqtrack import SeqTracker
@@ -44,6 +45,7 @@ class IngestProcessor:
         *,
         heartbeat_timeout_factor: float = 3.0,
         quarantine_cap: int = 100_000,
+        hooks: Sequence[BatchHook] = (),
     ) -> None:
         self._db = db
         self.registry = registry
@@ -52,6 +54,7 @@ class IngestProcessor:
         self._quarantine_cap = quarantine_cap
         self._events = EventIngest(db, metrics)
         self._connectivity = Connectivity(db, metrics, timeout_factor=heartbeat_timeout_factor)
+        self._hooks = list(hooks)
         self.devices: dict[str, DeviceRuntime] = {}
 
     # --- state ----------------------------------------------------------------------------------
@@ -87,6 +90,8 @@ class IngestProcessor:
             for device_id, seq in above:
                 devices[device_id].tracker.commit(seq)
         self.devices = devices
+        for hook in self._hooks:
+            hook.load()
 
     def add_device(self, device_id: str) -> DeviceRuntime:
         """Make a newly enrolled device known to ingest (inside the enrollment transaction)."""
@@ -112,6 +117,8 @@ class IngestProcessor:
                 batch.quarantine_rows,
             )
         batch.result.acks = self._events.acks(batch, self.devices, self._clock.now())
+        for hook in self._hooks:
+            hook.after_batch(batch.result)
         return batch.result
 
     def _one(self, message: RawMessage, chunk: Chunk, batch: Batch) -> None:
@@ -192,6 +199,9 @@ class IngestProcessor:
             self.devices, self._clock.monotonic(), self._clock.now().isoformat(), batch
         )
         self._cap_quarantine()
+        for hook in self._hooks:
+            hook.after_batch(batch.result)
+            hook.tick(batch.result)
         return batch.result
 
     def _cap_quarantine(self) -> None:

@@ -27,6 +27,13 @@ from protocol.clock import Clock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class JobRejectedError(Exception):
+    """A job refused its work before changing anything (not found, conflict): it is rolled back
+    and the in-memory state stays as it is."""
+
+
 Job = Callable[[sqlite3.Connection], object]
 
 
@@ -177,7 +184,12 @@ class DbWriter:
                 self._db.execute("BEGIN IMMEDIATE")
                 value = job(self._db)
                 self._db.execute("COMMIT")
+            except JobRejectedError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self._resolve(future, None, exc)
             except Exception as exc:
+                log.exception("writer.job_failed")
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 self.processor.load()

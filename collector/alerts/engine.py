@@ -1,0 +1,360 @@
+"""The alert engine: rules in, a persisted lifecycle out.
+
+It runs in the database writer thread, inside the transaction of the batch that brought the
+events: an event and the alert it raises are committed together, and each transition is written
+with its webhook deliveries (an outbox) before anything is sent. After a restart open alerts,
+their conditions and their escalation times come back from the database; nothing is re-sent that
+was sent, and what changed while the collector was away is reported once.
+
+Lifecycle: raised → acknowledged → cleared. A latched alert (critical and high ones) stays open
+after its condition ends until somebody acknowledges it; others clear with their condition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from collector.alerts.policy import AlertPolicy
+from collector.alerts.roomstate import RoomState, restore
+from collector.alerts.rules import Condition, RuleSet
+from collector.ingest.batch import BatchResult
+from collector.ingest.runtime import StatusChange
+from collector.registry import Registry
+from collector.store.writer import JobRejectedError
+from protocol.alerts import AlertMessage, AlertState, Severity, Transition
+from protocol.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class AlertError(JobRejectedError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class OpenAlert:
+    id: int
+    key: str
+    rule: str
+    device_id: str | None
+    site: str | None
+    room: str | None
+    severity: Severity
+    level: int
+    state: AlertState
+    latched: bool
+    condition_active: bool
+    title: str
+    detail: str
+    occurrences: int
+    raised_at: datetime
+    next_escalation_at: datetime | None
+
+
+class AlertEngine:
+    def __init__(
+        self, db: sqlite3.Connection, registry: Registry, policy: AlertPolicy, clock: Clock
+    ) -> None:
+        self._db = db
+        self._registry = registry
+        self._policy = policy
+        self._clock = clock
+        self.rules = RuleSet(policy)
+        self.rooms: dict[str, RoomState] = {}
+        self._active: dict[str, dict[str, Condition]] = {}
+        self._deadlines: dict[str, datetime] = {}
+        self._open: dict[str, OpenAlert] = {}
+        self._next_transition = 1
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.rooms = {}
+        for device_id in self._registry.device_ids():
+            self._room(device_id)
+        restore(self._db, self.rooms)
+        self._open = {alert.key: alert for alert in self._load_open()}
+        self._active = {}
+        for alert in self._open.values():
+            if alert.condition_active and alert.device_id is not None:
+                condition = Condition(
+                    alert.key, alert.rule, alert.severity, alert.title, alert.detail, alert.latched
+                )
+                self._active.setdefault(alert.device_id, {})[alert.key] = condition
+        # Re-judge every room at the first tick: whatever changed while away is reported once.
+        epoch = datetime.min.replace(tzinfo=self._clock.now().tzinfo)
+        self._deadlines = dict.fromkeys(self.rooms, epoch)
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM alert_transitions").fetchone()
+        self._next_transition = int(row[0]) + 1
+
+    def open_alerts(self) -> list[OpenAlert]:
+        return list(self._open.values())
+
+    def _room(self, device_id: str) -> RoomState:
+        room = self.rooms.get(device_id)
+        if room is None:
+            room = self.rooms[device_id] = RoomState(device_id, None, None, None)
+        # Always from the registry: a device moved to another room is reported in its new room.
+        enrollment = self._registry.get(device_id)
+        if enrollment is None:
+            log.warning("alerts.device_in_no_room device=%s", device_id)
+            room.site = room.room = room.room_kind = None
+        else:
+            room.site, room.room = enrollment.site, enrollment.room
+            room.room_kind = enrollment.room_kind.value
+        return room
+
+    # --- inputs ---------------------------------------------------------------------------------
+
+    def after_batch(self, result: BatchResult) -> None:
+        now = self._clock.now()
+        for fact in result.facts:
+            room = self._room(fact.device_id)
+            if isinstance(fact, StatusChange):
+                room.connection = fact.connection.value
+                self._evaluate(room, now, result.alerts)
+                continue
+            body = json.loads(fact.body)
+            if fact.type == "sensor.suspect":
+                condition = self.rules.sensor_suspect(room, body["input"], body["reason"])
+                self._raise(condition, room, now, result.alerts, one_off=True)
+            elif room.apply(fact.type, body, fact.seq, datetime.fromisoformat(fact.received_at)):
+                self._evaluate(room, now, result.alerts)
+
+    def tick(self, result: BatchResult) -> None:
+        now = self._clock.now()
+        for device_id in [d for d, when in self._deadlines.items() if when <= now]:
+            self._evaluate(self._room(device_id), now, result.alerts)
+        escalation = self._policy.escalation
+        for alert in list(self._open.values()):
+            if (
+                alert.state is AlertState.RAISED
+                and alert.next_escalation_at is not None
+                and alert.next_escalation_at <= now
+            ):
+                if alert.level >= escalation.max_level:
+                    alert.next_escalation_at = None
+                    self._save(alert, now)
+                    continue
+                alert.level += 1
+                alert.next_escalation_at = now + timedelta(seconds=escalation.after_s)
+                self._save(alert, now)
+                log.warning(
+                    "alerts.escalated id=%d key=%s level=%d", alert.id, alert.key, alert.level
+                )
+                result.alerts.append(self._transition(alert, Transition.ESCALATED, now))
+
+    # --- by hand --------------------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: int, actor: str, comment: str | None) -> list[AlertMessage]:
+        alert = self._find(alert_id)
+        if alert.state is not AlertState.RAISED:
+            raise AlertError(409, f"alert {alert_id} is already {alert.state.value}")
+        now = self._clock.now()
+        alert.state = AlertState.ACKNOWLEDGED
+        alert.next_escalation_at = None
+        self._db.execute(
+            "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?, ack_comment = ? "
+            "WHERE id = ?",
+            (now.isoformat(), actor, comment, alert.id),
+        )
+        self._save(alert, now)
+        messages = [
+            self._transition(alert, Transition.ACKNOWLEDGED, now, actor=actor, comment=comment)
+        ]
+        if not alert.condition_active:
+            messages.append(
+                self._close(alert, now, "acknowledged after the condition ended", actor=actor)
+            )
+        return messages
+
+    def clear(self, alert_id: int, actor: str, reason: str) -> list[AlertMessage]:
+        return [self._close(self._find(alert_id), self._clock.now(), reason, actor=actor)]
+
+    def _find(self, alert_id: int) -> OpenAlert:
+        for alert in self._open.values():
+            if alert.id == alert_id:
+                return alert
+        row = self._db.execute("SELECT state FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        raise AlertError(409, f"alert {alert_id} is already {row[0]}")
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _evaluate(self, room: RoomState, now: datetime, out: list[AlertMessage]) -> None:
+        conditions = self.rules.conditions(room, now)
+        previous = self._active.get(room.device_id, {})
+        for key, condition in conditions.items():
+            before = previous.get(key)
+            if before is None or (before.severity, before.detail) != (
+                condition.severity,
+                condition.detail,
+            ):
+                self._raise(condition, room, now, out)
+        for key in previous.keys() - conditions.keys():
+            self._condition_ended(key, now, out)
+        self._active[room.device_id] = conditions
+        deadline = self.rules.next_deadline(room)
+        if deadline is not None and deadline > now:
+            self._deadlines[room.device_id] = deadline
+        else:
+            self._deadlines.pop(room.device_id, None)
+
+    def _raise(
+        self,
+        condition: Condition,
+        room: RoomState,
+        now: datetime,
+        out: list[AlertMessage],
+        *,
+        one_off: bool = False,
+    ) -> None:
+        alert = self._open.get(condition.key)
+        if alert is None:
+            alert = self._insert(condition, room, now, active=not one_off)
+            log.warning(
+                "alerts.raised id=%d key=%s severity=%s", alert.id, alert.key, alert.severity.value
+            )
+            out.append(self._transition(alert, Transition.RAISED, now))
+            return
+        if not alert.condition_active or one_off:
+            alert.occurrences += 1
+        alert.condition_active = alert.condition_active or not one_off
+        if condition.severity.rank > alert.severity.rank:
+            alert.severity = condition.severity
+        alert.detail = condition.detail
+        self._save(alert, now)
+        out.append(self._transition(alert, Transition.UPDATED, now))
+
+    def _condition_ended(self, key: str, now: datetime, out: list[AlertMessage]) -> None:
+        alert = self._open.get(key)
+        if alert is None:
+            return
+        if alert.latched and alert.state is AlertState.RAISED:
+            alert.condition_active = False
+            self._save(alert, now)
+            out.append(self._transition(alert, Transition.UPDATED, now, comment="condition ended"))
+            return
+        out.append(self._close(alert, now, "condition ended"))
+
+    def _close(
+        self, alert: OpenAlert, now: datetime, reason: str, *, actor: str | None = None
+    ) -> AlertMessage:
+        alert.state = AlertState.CLEARED
+        alert.next_escalation_at = None
+        del self._open[alert.key]
+        self._db.execute(
+            "UPDATE alerts SET cleared_at = ?, cleared_by = ?, clear_reason = ? WHERE id = ?",
+            (now.isoformat(), actor, reason, alert.id),
+        )
+        self._save(alert, now)
+        log.info("alerts.cleared id=%d key=%s reason=%s", alert.id, alert.key, reason)
+        return self._transition(alert, Transition.CLEARED, now, actor=actor, comment=reason)
+
+    def _insert(
+        self, condition: Condition, room: RoomState, now: datetime, *, active: bool
+    ) -> OpenAlert:
+        escalation = self._policy.escalation
+        escalates = condition.severity in escalation.severities and escalation.max_level > 0
+        cursor = self._db.execute(
+            "INSERT INTO alerts (dedup_key, rule, device_id, site, room, severity, level, state, "
+            "latched, condition_active, title, detail, occurrences, raised_at, updated_at, "
+            "next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, 0, 'raised', ?, ?, ?, ?, 1, ?, ?, ?)",
+            (
+                condition.key, condition.rule, room.device_id, room.site, room.room,
+                condition.severity.value, int(condition.latched), int(active), condition.title,
+                condition.detail, now.isoformat(), now.isoformat(),
+                (now + timedelta(seconds=escalation.after_s)).isoformat() if escalates else None,
+            ),
+        )  # fmt: skip
+        alert = OpenAlert(
+            id=int(cursor.lastrowid or 0), key=condition.key, rule=condition.rule,
+            device_id=room.device_id, site=room.site, room=room.room, severity=condition.severity,
+            level=0, state=AlertState.RAISED, latched=condition.latched, condition_active=active,
+            title=condition.title, detail=condition.detail, occurrences=1, raised_at=now,
+            next_escalation_at=now + timedelta(seconds=escalation.after_s) if escalates else None,
+        )  # fmt: skip
+        self._open[alert.key] = alert
+        return alert
+
+    def _save(self, alert: OpenAlert, now: datetime) -> None:
+        self._db.execute(
+            "UPDATE alerts SET severity = ?, level = ?, state = ?, condition_active = ?, "
+            "detail = ?, "
+            "occurrences = ?, updated_at = ?, next_escalation_at = ? WHERE id = ?",
+            (
+                alert.severity.value, alert.level, alert.state.value, int(alert.condition_active),
+                alert.detail, alert.occurrences, now.isoformat(),
+                alert.next_escalation_at.isoformat() if alert.next_escalation_at else None,
+                alert.id,
+            ),
+        )  # fmt: skip
+
+    def _transition(
+        self,
+        alert: OpenAlert,
+        transition: Transition,
+        now: datetime,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> AlertMessage:
+        message = AlertMessage(
+            transition_id=self._next_transition, transition=transition, alert_id=alert.id,
+            rule=alert.rule, dedup_key=alert.key, severity=alert.severity, level=alert.level,
+            state=alert.state, condition_active=alert.condition_active, device_id=alert.device_id,
+            site=alert.site, room=alert.room, title=alert.title, detail=alert.detail,
+            occurrences=alert.occurrences, raised_at=alert.raised_at, at=now, actor=actor,
+            comment=comment,
+        )  # fmt: skip
+        self._next_transition += 1
+        self._db.execute(
+            "INSERT INTO alert_transitions (id, alert_id, at, transition, payload) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                message.transition_id,
+                alert.id,
+                now.isoformat(),
+                transition.value,
+                message.model_dump_json(),
+            ),
+        )
+        self._enqueue_webhooks(message, now)
+        return message
+
+    def _enqueue_webhooks(self, message: AlertMessage, now: datetime) -> None:
+        rows = [
+            (hook.name, message.transition_id, now.isoformat(), now.isoformat())
+            for hook in self._policy.webhooks
+            if message.severity.rank >= hook.min_severity.rank and message.level >= hook.min_level
+        ]
+        if rows:
+            self._db.executemany(
+                "INSERT INTO webhook_deliveries (endpoint, transition_id, state, created_at, "
+                "next_attempt_at) VALUES (?, ?, 'pending', ?, ?)",
+                rows,
+            )
+
+    def _load_open(self) -> Iterable[OpenAlert]:
+        rows = self._db.execute(
+            "SELECT id, dedup_key, rule, device_id, site, room, severity, level, state, latched, "
+            "condition_active, title, detail, occurrences, raised_at, next_escalation_at "
+            "FROM alerts WHERE state != 'cleared'"
+        ).fetchall()
+        for row in rows:
+            yield OpenAlert(
+                id=row[0], key=row[1], rule=row[2], device_id=row[3], site=row[4], room=row[5],
+                severity=Severity(row[6]), level=row[7], state=AlertState(row[8]),
+                latched=bool(row[9]),
+                condition_active=bool(row[10]), title=row[11], detail=row[12], occurrences=row[13],
+                raised_at=datetime.fromisoformat(row[14]),
+                next_escalation_at=datetime.fromisoformat(row[15]) if row[15] else None,
+            )  # fmt: skip
