@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ from edge_agent.bridge import ThreadBridge
 from edge_agent.events import EventRecorder
 from edge_agent.health import HealthBoard
 from edge_agent.health.media import MediaHealth
+from edge_agent.health.system import SystemHealth
 from edge_agent.heartbeat import HeartbeatLoop
 from edge_agent.hw.gpio import GpioInputs
-from edge_agent.outbox import Outbox, OutboxError
+from edge_agent.outbox import BootRecord, Outbox, OutboxError
 from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFactory
 from edge_agent.recording.unavailable import UnavailableRecorder
 from edge_agent.room.controller import RoomController
@@ -73,20 +74,24 @@ class AgentOptions:
 
 @dataclass
 class AgentState:
-    """What a running agent exposes to simulators and tests (read-only use)."""
+    """The parts of a running agent (simulators and tests read them)."""
 
     identity: Identity
     outbox: Outbox
+    events: EventRecorder
     sender: OutboxSender
     link: MqttLink
+    link_events: ThreadBridge[LinkEvent]
     heartbeat: HeartbeatLoop
+    gpio: GpioInputs
+    edges: ThreadBridge[tuple[str, bool]]
     inputs: InputWatcher
     room: RoomController
     recorder: MediaRecorder
     media_health: MediaHealth
+    system: SystemHealth
     bad_acks: int = 0
     collector: CollectorStatus | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Agent:
@@ -111,73 +116,13 @@ class Agent:
         """Run until ``stop`` is set, then stop cleanly: ``agent.stopped``, a short drain,
         retained ``stopped``, DISCONNECT."""
         loop = asyncio.get_running_loop()
-        config = self.config
-        device_id = config.device.id
+        device_id = self.config.device.id
         outbox = Outbox.open(self.options.data_dir / OUTBOX_FILE, device_id, self._clock)
-        gpio: GpioInputs | None = None
-        link: MqttLink | None = None
+        parts: AgentState | None = None
         try:
             boot = outbox.start_boot()
-            identity = Identity(
-                device_id=device_id,
-                boot_id=uuid.uuid4(),
-                boot_no=boot.boot_no,
-                version=self.options.version,
-                config_hash=config.config_hash(),
-            )
-            link_events: ThreadBridge[LinkEvent] = ThreadBridge(loop, "mqtt-link")
-            link = MqttLink(self.options.link, identity, clock=self._clock, events=link_events)
-            sender = OutboxSender(
-                outbox,
-                link,
-                device_id,
-                self._clock,
-                window=config.uplink.window,
-                resend_after_s=config.uplink.resend_after_s,
-            )
-            recorder = EventRecorder(
-                outbox, identity, self._clock, self._probe, lambda _: sender.poke()
-            )
-            edges: ThreadBridge[tuple[str, bool]] = ThreadBridge(loop, "gpio")
-            gpio = GpioInputs(config.inputs, self._pin_factory, lambda n, a: edges.post((n, a)))
-            initial_inputs = gpio.open()
-            recorder.record(
-                AgentStarted(
-                    version=identity.version,
-                    config_hash=identity.config_hash,
-                    boot_no=boot.boot_no,
-                    previous_shutdown=boot.previous_shutdown,
-                    inputs=initial_inputs,
-                    roles={name: spec.role.value for name, spec in config.inputs.items()},
-                )
-            )
-            media = await self._recorder(config, identity, recorder)
-            room = RoomController(config, self._clock, media, recorder.record, initial_inputs)
-            watcher = InputWatcher(
-                config.inputs, self._clock, initial_inputs, recorder.record, room.input_changed
-            )
-            media_health = MediaHealth(
-                media.streams(), media, config.health, self._clock, recorder.record
-            )
-            health = HealthBoard()
-            for name in config.inputs:
-                health.register(name, functools.partial(watcher.health, name))
-            for stream in media.streams():
-                health.register(stream, functools.partial(media_health.component, stream))
-            health.register("uplink", lambda: _uplink_health(link))
-            heartbeat = HeartbeatLoop(
-                identity,
-                clock=self._clock,
-                interval_s=config.heartbeat.interval_s,
-                publisher=link,
-                health=health,
-                outbox=outbox,
-                clock_probe=self._probe,
-            )
-            self.state = AgentState(
-                identity, outbox, sender, link, heartbeat, watcher, room, media, media_health
-            )
-            link.start()
+            parts = self.state = await self._assemble(loop, outbox, boot)
+            parts.link.start()
             log.info(
                 "agent.started device=%s boot_no=%d previous_shutdown=%s",
                 device_id,
@@ -186,32 +131,119 @@ class Agent:
             )
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(sender.run(), name="outbox-sender"),
-                    group.create_task(heartbeat.run(), name="heartbeat"),
-                    group.create_task(self._dispatch_link(link_events), name="link-dispatch"),
-                    group.create_task(self._dispatch_edges(edges, watcher), name="gpio-dispatch"),
+                    group.create_task(parts.sender.run(), name="outbox-sender"),
+                    group.create_task(parts.heartbeat.run(), name="heartbeat"),
+                    group.create_task(self._dispatch_link(parts.link_events), name="link-dispatch"),
+                    group.create_task(self._dispatch_edges(parts), name="gpio-dispatch"),
                     group.create_task(self._prune(outbox), name="outbox-prune"),
-                    group.create_task(room.run(), name="room-logic"),
-                    group.create_task(media_health.run(), name="media-health"),
+                    group.create_task(parts.room.run(), name="room-logic"),
+                    group.create_task(parts.media_health.run(), name="media-health"),
+                    group.create_task(parts.system.run(), name="system-health"),
                 ]
                 self.ready.set()
                 await stop.wait()
-                await media.close()
-                recorder.record(AgentStopped(reason="shutdown requested"))
+                await parts.recorder.close()
+                parts.events.record(AgentStopped(reason="shutdown requested"))
                 await self._drain(outbox)
-                link.request_stop()
-                await loop.run_in_executor(None, link.wait_stopped, 10.0)
+                parts.link.request_stop()
+                await loop.run_in_executor(None, parts.link.wait_stopped, 10.0)
                 for task in tasks:
                     task.cancel()
-            watcher.close()
+            parts.inputs.close()
             outbox.mark_clean_shutdown()
             log.info("agent.stopped device=%s", device_id)
         finally:
-            if link is not None:
-                link.abort()  # no-op after a clean stop; otherwise the broker sends the Will
-            if gpio is not None:
-                gpio.close()
+            if parts is not None:
+                parts.link.abort()  # no-op after a clean stop; otherwise the broker sends the Will
+                parts.gpio.close()
             outbox.close()
+
+    async def _assemble(
+        self, loop: asyncio.AbstractEventLoop, outbox: Outbox, boot: BootRecord
+    ) -> AgentState:
+        """Build every part of the agent, claim the pins, and record ``agent.started``."""
+        config = self.config
+        identity = Identity(
+            device_id=config.device.id,
+            boot_id=uuid.uuid4(),
+            boot_no=boot.boot_no,
+            version=self.options.version,
+            config_hash=config.config_hash(),
+        )
+        link_events: ThreadBridge[LinkEvent] = ThreadBridge(loop, "mqtt-link")
+        link = MqttLink(self.options.link, identity, clock=self._clock, events=link_events)
+        sender = OutboxSender(
+            outbox,
+            link,
+            identity.device_id,
+            self._clock,
+            window=config.uplink.window,
+            resend_after_s=config.uplink.resend_after_s,
+        )
+        events = EventRecorder(outbox, identity, self._clock, self._probe, lambda _: sender.poke())
+        edges: ThreadBridge[tuple[str, bool]] = ThreadBridge(loop, "gpio")
+        gpio = GpioInputs(config.inputs, self._pin_factory, lambda n, a: edges.post((n, a)))
+        initial_inputs = gpio.open()
+        events.record(
+            AgentStarted(
+                version=identity.version,
+                config_hash=identity.config_hash,
+                boot_no=boot.boot_no,
+                previous_shutdown=boot.previous_shutdown,
+                inputs=initial_inputs,
+                roles={name: spec.role.value for name, spec in config.inputs.items()},
+            )
+        )
+        media = await self._recorder(config, identity, events)
+        room = RoomController(config, self._clock, media, events.record, initial_inputs)
+        watcher = InputWatcher(
+            config.inputs, self._clock, initial_inputs, events.record, room.input_changed
+        )
+        media_health = MediaHealth(
+            media.streams(), media, config.health, self._clock, events.record
+        )
+        system = SystemHealth(
+            config,
+            self.options.data_dir,
+            self._clock,
+            self._probe,
+            events.record,
+            unclean_restarts=boot.unclean_restarts,
+        )
+        health = HealthBoard()
+        for name in config.inputs:
+            health.register(name, functools.partial(watcher.health, name))
+        for stream in media.streams():
+            health.register(stream, functools.partial(media_health.component, stream))
+        for name in ("disk", "clock", "cpu"):
+            health.register(name, functools.partial(system.component, name))
+        health.register("uplink", lambda: _uplink_health(link))
+        heartbeat = HeartbeatLoop(
+            identity,
+            clock=self._clock,
+            interval_s=config.heartbeat.interval_s,
+            publisher=link,
+            health=health,
+            outbox=outbox,
+            clock_probe=self._probe,
+            system=system.stats,
+        )
+        return AgentState(
+            identity=identity,
+            outbox=outbox,
+            events=events,
+            sender=sender,
+            link=link,
+            link_events=link_events,
+            heartbeat=heartbeat,
+            gpio=gpio,
+            edges=edges,
+            inputs=watcher,
+            room=room,
+            recorder=media,
+            media_health=media_health,
+            system=system,
+        )
 
     async def _recorder(
         self, config: AgentConfig, identity: Identity, events: EventRecorder
@@ -291,12 +323,10 @@ class Agent:
         if back:
             self.state.sender.resend_all()
 
-    async def _dispatch_edges(
-        self, edges: ThreadBridge[tuple[str, bool]], watcher: InputWatcher
-    ) -> None:
+    async def _dispatch_edges(self, parts: AgentState) -> None:
         while True:
-            name, active = await edges.get()
-            watcher.edge(name, active)
+            name, active = await parts.edges.get()
+            parts.inputs.edge(name, active)
 
     async def _prune(self, outbox: Outbox) -> None:
         keep = timedelta(days=self.config.uplink.keep_delivered_days)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from edge_agent.health import HealthBoard
 from edge_agent.outbox import Outbox
@@ -15,7 +16,7 @@ from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import Identity
 from edge_agent.uplink.sender import Publisher
 from protocol.clock import Clock, wait_event
-from protocol.messages import Heartbeat, encode
+from protocol.messages import Heartbeat, SystemStats, encode
 from protocol.topics import TopicKind, device_topic
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class HeartbeatLoop:
         health: HealthBoard,
         outbox: Outbox,
         clock_probe: ClockProbe,
+        system: Callable[[], SystemStats] | None = None,
     ) -> None:
         self._identity = identity
         self._clock = clock
@@ -40,6 +42,7 @@ class HeartbeatLoop:
         self._health = health
         self._outbox = outbox
         self._probe = clock_probe
+        self._system = system
         self._started = clock.monotonic()
         self._topic = device_topic(identity.device_id, TopicKind.HEARTBEAT)
         self._now = asyncio.Event()
@@ -58,6 +61,7 @@ class HeartbeatLoop:
             clock=self._probe.state(),
             outbox=self._outbox.stats(),
             components=self._health.snapshot(),
+            system=self._system() if self._system else None,
         )
 
     async def run(self) -> None:

@@ -54,6 +54,8 @@ class PendingEvent:
 class BootRecord:
     boot_no: int
     previous_shutdown: Literal["clean", "unclean", "first"]
+    unclean_restarts: int
+    """How many starts of this device followed an unclean end (crash, power cut, kill)."""
 
 
 class Outbox:
@@ -116,9 +118,11 @@ class Outbox:
             previous: Literal["clean", "unclean", "first"] = (
                 "first" if boot_no == 1 else "unclean" if state == "1" else "clean"
             )
+            unclean = int(self._meta("unclean_restarts", "0")) + (previous == "unclean")
             self._set_meta("boot_no", str(boot_no))
             self._set_meta("running", "1")
-        return BootRecord(boot_no, previous)
+            self._set_meta("unclean_restarts", str(unclean))
+        return BootRecord(boot_no, previous, unclean)
 
     def mark_clean_shutdown(self) -> None:
         with self._transaction():

@@ -35,6 +35,7 @@ class InputWatcher:
         self._emit = emit
         self._on_change = on_change
         self._last_change: dict[str, float] = {}
+        self._started = clock.monotonic()
         self._debouncers = {
             name: Debouncer(
                 name, spec.debounce_ms / 1000.0, clock, initial.get(name, False), self._changed
@@ -51,7 +52,14 @@ class InputWatcher:
         return self._debouncers[name].stable
 
     def health(self, name: str) -> ComponentHealth:
-        return ComponentHealth(kind=ComponentKind.INPUT, state=ComponentState.OK)
+        """An input has no health of its own here (that is the liveness logic's job); the
+        heartbeat says how long ago it last changed."""
+        changed = self._last_change.get(name, self._started)
+        return ComponentHealth(
+            kind=ComponentKind.INPUT,
+            state=ComponentState.OK,
+            age_s=max(0.0, self._clock.monotonic() - changed),
+        )
 
     def close(self) -> None:
         for debouncer in self._debouncers.values():
