@@ -24,12 +24,16 @@ from collector.api.errors import auth_middleware, errors_middleware
 from collector.enrollment import enroll, read_registry_file
 from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
 from collector.evidence import setup_evidence
+from collector.faults import api as faults_api
+from collector.faults.engine import FaultEngine
+from collector.faults.maintenance import MaintenanceCalendar
+from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.processor import IngestProcessor
 from collector.intake import Intake
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.mqtt import BrokerAddress
 from collector.registry import Registry
-from collector.services import ALERTS, SERVICES, AlertServices, Services
+from collector.services import ALERTS, FAULTS, SERVICES, AlertServices, Services
 from collector.settings import CollectorSettings
 from collector.store.database import open_database
 from collector.store.readers import ReadPool
@@ -54,23 +58,37 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     app.add_routes(devices.routes)
     setup_evidence(app)
     app.add_routes(alerts_api.routes)
+    app.add_routes(faults_api.routes)
     return app
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings, clock = app[SETTINGS], app[CLOCK]
     loop = asyncio.get_running_loop()
-    connection, path = open_database(settings.data_dir, [ALERT_MIGRATIONS, EVIDENCE_MIGRATIONS])
+    connection, path = open_database(
+        settings.data_dir, [ALERT_MIGRATIONS, FAULT_MIGRATIONS, EVIDENCE_MIGRATIONS]
+    )
     metrics = IngestMetrics()
     registry = Registry()
-    engine = AlertEngine(connection, registry, settings.alerts, clock)
+    calendar = MaintenanceCalendar()
+    engine = AlertEngine(connection, registry, settings.alerts, clock, calendar)
+    faults = FaultEngine(
+        connection,
+        registry,
+        settings.faults,
+        alerts=engine,
+        calendar=calendar,
+        clock=clock,
+        clock_skew_limit_ms=settings.clock_skew_limit_ms,
+    )
     processor = IngestProcessor(
         connection,
         registry,
         clock,
         metrics,
         heartbeat_timeout_factor=settings.heartbeat_timeout_factor,
-        hooks=[engine],
+        clock_skew_limit_ms=settings.clock_skew_limit_ms,
+        hooks=[engine, faults],
     )
     writer = DbWriter(
         connection, processor, clock, max_batch=settings.max_batch, tick_s=settings.tick_s
@@ -118,6 +136,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
     )
     app[ALERTS] = AlertServices(engine, hub, delivery)
+    app[FAULTS] = faults
     intake.listeners.append(lambda result: delivery.deliver(result.alerts))
     writer.start(loop, intake.on_result)
     if settings.registry_file is not None:

@@ -70,7 +70,8 @@ class Intake:
             on_messages=self._on_ingest,
             clock=clock,
             backoff=Backoff(initial=0.5, maximum=15.0),
-            on_connected=self._announce,
+            on_connected=self._ingest_connected,
+            on_disconnected=self._writer.processor.lost_sight,
             name="ingest",
         )
         self.alarm = MqttConnection(
@@ -101,6 +102,12 @@ class Intake:
 
     def _presence(self, state: Literal["online", "offline"]) -> bytes:
         return encode(CollectorStatus(state=state, instance=self.instance, at=self._clock.now()))
+
+    def _ingest_connected(self, session_present: bool) -> None:
+        processor = self._writer.processor
+        future = self._writer.submit(lambda db: processor.regained_sight())
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._announce(session_present)
 
     def _announce(self, session_present: bool) -> None:
         """Retained ``online`` once *both* sessions are subscribed: agents then resend what is

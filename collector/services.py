@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
 from collector.alerts.hub import AlertHub
+from collector.faults.engine import FaultEngine
 from collector.intake import Intake
 from collector.metrics import IngestMetrics
 from collector.settings import CollectorSettings
@@ -40,3 +41,4 @@ class AlertServices:
 
 
 ALERTS = web.AppKey("alerts", AlertServices)
+FAULTS = web.AppKey("faults", FaultEngine)

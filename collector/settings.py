@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector.alerts.policy import AlertPolicy
+from collector.faults.policy import FaultPolicy
 
 
 class SettingsError(Exception):
@@ -49,6 +50,9 @@ class CollectorSettings(BaseModel):
     evidence_sync_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     """How often manifests and keys of newly committed events are indexed."""
     alerts: AlertPolicy = AlertPolicy()
+    faults: FaultPolicy = FaultPolicy()
+    clock_skew_limit_ms: Annotated[float, Field(ge=10, le=3_600_000)] = 2000.0
+    """A device whose clock differs from the collector's by more than this gets a fault."""
 
 
 def load_settings(config: Path | None, overrides: Mapping[str, Any]) -> CollectorSettings:

@@ -22,14 +22,17 @@ from datetime import datetime, timedelta
 from collector.alerts.policy import AlertPolicy
 from collector.alerts.roomstate import RoomState, restore
 from collector.alerts.rules import Condition, RuleSet
+from collector.faults.maintenance import MaintenanceCalendar
 from collector.ingest.batch import BatchResult
-from collector.ingest.runtime import StatusChange
+from collector.ingest.runtime import ComponentReport, StatusChange
 from collector.registry import Registry
 from collector.store.writer import JobRejectedError
 from protocol.alerts import AlertMessage, AlertState, Severity, Transition
 from protocol.clock import Clock
 
 log = logging.getLogger(__name__)
+
+MAINTENANCE_QUIET_RULES = frozenset({"tamper", "obstruction", "occupied_fault", "sensor"})
 
 
 class AlertError(JobRejectedError):
@@ -60,9 +63,15 @@ class OpenAlert:
 
 class AlertEngine:
     def __init__(
-        self, db: sqlite3.Connection, registry: Registry, policy: AlertPolicy, clock: Clock
+        self,
+        db: sqlite3.Connection,
+        registry: Registry,
+        policy: AlertPolicy,
+        clock: Clock,
+        maintenance: MaintenanceCalendar | None = None,
     ) -> None:
         self._db = db
+        self._maintenance = maintenance or MaintenanceCalendar()
         self._registry = registry
         self._policy = policy
         self._clock = clock
@@ -121,8 +130,12 @@ class AlertEngine:
                 room.connection = fact.connection.value
                 self._evaluate(room, now, result.alerts)
                 continue
+            if isinstance(fact, ComponentReport):
+                continue  # the rules follow components through their component.changed events
             body = json.loads(fact.body)
             if fact.type == "sensor.suspect":
+                if self._under_maintenance(room, now):
+                    continue
                 condition = self.rules.sensor_suspect(room, body["input"], body["reason"])
                 self._raise(condition, room, now, result.alerts, one_off=True)
             elif room.apply(fact.type, body, fact.seq, datetime.fromisoformat(fact.received_at)):
@@ -150,6 +163,19 @@ class AlertEngine:
                     "alerts.escalated id=%d key=%s level=%d", alert.id, alert.key, alert.level
                 )
                 result.alerts.append(self._transition(alert, Transition.ESCALATED, now))
+
+    # --- from other domains (faults, evidence) ---------------------------------------------------
+
+    def raise_external(self, condition: Condition, device_id: str, out: list[AlertMessage]) -> None:
+        """Raise (or update) an alert whose condition another domain watches."""
+        self._raise(condition, self._room(device_id), self._clock.now(), out)
+
+    def end_external(self, key: str, out: list[AlertMessage]) -> None:
+        self._condition_ended(key, self._clock.now(), out)
+
+    def touch(self, device_id: str) -> None:
+        """Judge this device's room again at the next tick (a maintenance window ended)."""
+        self._deadlines[device_id] = datetime.min.replace(tzinfo=self._clock.now().tzinfo)
 
     # --- by hand --------------------------------------------------------------------------------
 
@@ -189,8 +215,16 @@ class AlertEngine:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    def _under_maintenance(self, room: RoomState, now: datetime) -> bool:
+        return self._maintenance.window_for(room.device_id, room.site, now) is not None
+
     def _evaluate(self, room: RoomState, now: datetime, out: list[AlertMessage]) -> None:
         conditions = self.rules.conditions(room, now)
+        if self._under_maintenance(room, now):
+            # Planned work: device-health alerts wait; panic, door and recording never do.
+            conditions = {
+                key: c for key, c in conditions.items() if c.rule not in MAINTENANCE_QUIET_RULES
+            }
         previous = self._active.get(room.device_id, {})
         for key, condition in conditions.items():
             before = previous.get(key)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from collector.ingest.runtime import StatusChange
+from collector.ingest.runtime import ComponentReport, StatusChange
 from protocol.alerts import AlertMessage
 from protocol.messages import Ack
 
@@ -55,8 +55,8 @@ class BatchResult:
     events: list[CommittedEvent] = field(default_factory=list)
     alerts: list[AlertMessage] = field(default_factory=list)
     """Alert transitions committed with this batch, to deliver."""
-    facts: list[CommittedEvent | StatusChange] = field(default_factory=list)
-    """Events and status changes together, in the order they arrived."""
+    facts: list[CommittedEvent | StatusChange | ComponentReport] = field(default_factory=list)
+    """Events, status changes and component reports together, in the order they arrived."""
     messages: int = 0
 
 

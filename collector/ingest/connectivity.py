@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import datetime
 
 from collector.ingest.batch import Batch, Chunk
 from collector.ingest.runtime import (
+    ComponentReading,
+    ComponentReport,
     Connection,
     DeviceRuntime,
     OfflineReason,
@@ -32,18 +35,26 @@ FLUSH_DEVICE_STATE = (
     "UPDATE device_state SET last_seen_at = COALESCE(?, last_seen_at), "
     "last_heartbeat_at = COALESCE(?, last_heartbeat_at), "
     "heartbeat_interval_s = COALESCE(?, heartbeat_interval_s), "
-    "heartbeats = heartbeats + ?, last_heartbeat = COALESCE(?, last_heartbeat) "
-    "WHERE device_id = ?"
+    "heartbeats = heartbeats + ?, last_heartbeat = COALESCE(?, last_heartbeat), "
+    "clock_skew_ms = COALESCE(?, clock_skew_ms) WHERE device_id = ?"
 )
 
 
 class Connectivity:
     def __init__(
-        self, db: sqlite3.Connection, metrics: IngestMetrics, *, timeout_factor: float = 3.0
+        self,
+        db: sqlite3.Connection,
+        metrics: IngestMetrics,
+        *,
+        timeout_factor: float = 3.0,
+        clock_skew_limit_ms: float = 2000.0,
     ) -> None:
         self._db = db
         self._metrics = metrics
         self._timeout_factor = timeout_factor
+        self._skew_limit = clock_skew_limit_ms
+        self.blind = False
+        """Set while the collector itself is cut off from the broker: silence proves nothing."""
 
     def heartbeat(
         self,
@@ -60,10 +71,38 @@ class Connectivity:
         runtime.last_seen_at = chunk.received_at
         runtime.heartbeats_pending += 1
         runtime.dirty = True
+        self._readings(runtime, heartbeat, chunk, batch)
         if runtime.connection is not Connection.ONLINE:
             # Heartbeats are QoS 0 and never queued for a collector that was away: one received
             # now means the device is alive now, whatever the (possibly stale) status said.
             self.set_connection(runtime, Connection.ONLINE, chunk.received_at, "heartbeat", batch)
+
+    def _readings(
+        self, runtime: DeviceRuntime, heartbeat: Heartbeat, chunk: Chunk, batch: Batch
+    ) -> None:
+        """Report the heartbeat only when it changes what the device says of its components or
+        whether its clock is off (trusted time: the collector's receive time against the
+        device's own)."""
+        received = datetime.fromisoformat(chunk.received_at)
+        skew = (heartbeat.at - received).total_seconds() * 1000.0
+        runtime.clock_skew_ms = skew
+        skewed = abs(skew) > self._skew_limit
+        components = {
+            name: ComponentReading(health.kind.value, health.state.value, health.reason)
+            for name, health in heartbeat.components.items()
+        }
+        if components == runtime.components and skewed == runtime.clock_skewed:
+            return
+        runtime.components = components
+        runtime.clock_skewed = skewed
+        batch.result.facts.append(
+            ComponentReport(runtime.device_id, components, skewed, skew, chunk.received_at)
+        )
+
+    def rebase(self, devices: dict[str, DeviceRuntime], now_mono: float) -> None:
+        """The collector can see again (reconnected): everyone gets a full period of grace."""
+        for runtime in devices.values():
+            runtime.last_heartbeat_mono = now_mono
 
     def status(self, runtime: DeviceRuntime, status: Status, chunk: Chunk, batch: Batch) -> None:
         runtime.last_seen_at = chunk.received_at
@@ -149,6 +188,7 @@ class Connectivity:
                     runtime.heartbeat_interval_s,
                     runtime.heartbeats_pending,
                     runtime.last_heartbeat.decode() if runtime.last_heartbeat else None,
+                    runtime.clock_skew_ms,
                     runtime.device_id,
                 )
             )
@@ -163,6 +203,8 @@ class Connectivity:
         self, devices: dict[str, DeviceRuntime], now_mono: float, now: str, batch: Batch
     ) -> None:
         """Mark ``offline`` every online device silent for too many heartbeat intervals."""
+        if self.blind:
+            return
         for runtime in devices.values():
             interval = runtime.heartbeat_interval_s
             if (

@@ -44,6 +44,7 @@ class IngestProcessor:
         metrics: IngestMetrics,
         *,
         heartbeat_timeout_factor: float = 3.0,
+        clock_skew_limit_ms: float = 2000.0,
         quarantine_cap: int = 100_000,
         hooks: Sequence[BatchHook] = (),
     ) -> None:
@@ -53,7 +54,12 @@ class IngestProcessor:
         self.metrics = metrics
         self._quarantine_cap = quarantine_cap
         self._events = EventIngest(db, metrics)
-        self._connectivity = Connectivity(db, metrics, timeout_factor=heartbeat_timeout_factor)
+        self._connectivity = Connectivity(
+            db,
+            metrics,
+            timeout_factor=heartbeat_timeout_factor,
+            clock_skew_limit_ms=clock_skew_limit_ms,
+        )
         self._hooks = list(hooks)
         self.devices: dict[str, DeviceRuntime] = {}
 
@@ -188,6 +194,21 @@ class IngestProcessor:
 
     def _reject(self, batch: Batch, chunk: Chunk, rejection: Rejection) -> None:
         quarantine(batch, chunk, rejection, self.metrics)
+
+    # --- the collector's own view -----------------------------------------------------------------
+
+    def lost_sight(self) -> None:
+        """The ingest session is down: stop judging devices by their silence (any thread)."""
+        self._connectivity.blind = True
+
+    def regained_sight(self) -> None:
+        """The ingest session is back (writer thread): a fresh grace period for everyone."""
+        self._connectivity.rebase(self.devices, self._clock.monotonic())
+        self._connectivity.blind = False
+        for hook in self._hooks:
+            regained = getattr(hook, "regained_sight", None)
+            if regained is not None:
+                regained()
 
     # --- periodic -------------------------------------------------------------------------------
 

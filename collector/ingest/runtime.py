@@ -44,6 +44,28 @@ class DeviceRuntime:
     last_heartbeat_at: str | None = None
     last_heartbeat: bytes | None = None
     heartbeats_pending: int = 0
+    # What the last heartbeat said of each component, and of the device's clock.
+    components: dict[str, ComponentReading] = field(default_factory=dict)
+    clock_skew_ms: float | None = None
+    clock_skewed: bool = False
+
+
+@dataclass(frozen=True)
+class ComponentReading:
+    kind: str
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """A heartbeat that changed what a device says of its components (or of its clock)."""
+
+    device_id: str
+    components: dict[str, ComponentReading]
+    clock_skewed: bool
+    clock_skew_ms: float | None
+    at: str
 
 
 @dataclass(frozen=True)

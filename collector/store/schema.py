@@ -95,3 +95,8 @@ def m001_devices_and_events(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX quarantine_device_seq ON quarantine (device_id, seq)")
+
+
+@MIGRATIONS()
+def m002_clock_skew(db: Database) -> None:
+    db.execute("ALTER TABLE device_state ADD COLUMN clock_skew_ms REAL")

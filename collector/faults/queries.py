@@ -1,0 +1,55 @@
+"""Read queries behind the fault API."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+ACTIVE = ("open", "acknowledged")
+
+
+def list_faults(
+    db: sqlite3.Connection, *, state: str | None, site: str | None, device: str | None, limit: int
+) -> list[dict[str, Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if state == "active":
+        clauses.append("state IN ('open', 'acknowledged')")
+    elif state:
+        clauses.append("state = ?")
+        params.append(state)
+    for column, value in (("site", site), ("device_id", device)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    params.append(limit)
+    rows = db.execute(f"SELECT * FROM faults {where} ORDER BY id DESC LIMIT ?", params).fetchall()  # noqa: S608
+    return [_fault(row) for row in rows]
+
+
+def get_fault(db: sqlite3.Connection, fault_id: int) -> dict[str, Any] | None:
+    row = db.execute("SELECT * FROM faults WHERE id = ?", (fault_id,)).fetchone()
+    if row is None:
+        return None
+    fault = _fault(row)
+    log = db.execute(
+        "SELECT at, what, actor, detail FROM fault_log WHERE fault_id = ? ORDER BY id", (fault_id,)
+    )
+    fault["log"] = [dict(entry) for entry in log]
+    fault["notes"] = [entry for entry in fault["log"] if entry["what"] == "note"]
+    return fault
+
+
+def list_windows(db: sqlite3.Connection, *, include_past: bool, now: str) -> list[dict[str, Any]]:
+    where = "" if include_past else "WHERE cancelled_at IS NULL AND ends_at > ?"
+    params = () if include_past else (now,)
+    rows = db.execute(f"SELECT * FROM maintenance_windows {where} ORDER BY starts_at", params)  # noqa: S608
+    return [dict(row) for row in rows]
+
+
+def _fault(row: sqlite3.Row) -> dict[str, Any]:
+    fault = dict(row)
+    fault["room_usable"] = bool(fault["room_usable"])
+    fault["suppressed"] = bool(fault["suppressed"])
+    return fault
