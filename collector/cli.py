@@ -1,21 +1,18 @@
-"""``custos-collector``: run the collector, or talk to a running one (enroll, list devices)."""
+"""``custos-collector``: run the collector, or talk to a running one (devices, faults,
+maintenance)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from collector import __version__
-from firmware_config.schema import RoomKind
+from collector.commands import devices, faults
+from collector.commands.client import CommandError
 from protocol.logsetup import configure_logging
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -80,91 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         "--log-format", choices=("json", "text"), default=_env("CUSTOS_LOG_FORMAT", "text")
     )
 
-    def add_url(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--url",
-            default=_env("CUSTOS_URL", DEFAULT_URL),
-            help="the collector's base URL (env CUSTOS_URL; default %(default)s)",
-        )
-        sub.add_argument(
-            "--token",
-            default=_env("CUSTOS_ADMIN_TOKEN"),
-            help="admin token (env CUSTOS_ADMIN_TOKEN)",
-        )
-
-    enroll = commands.add_parser("enroll", help="enroll a device (or move it to another room)")
-    enroll.add_argument("device_id")
-    enroll.add_argument("--site", required=True)
-    enroll.add_argument("--room", required=True)
-    enroll.add_argument("--kind", required=True, choices=[kind.value for kind in RoomKind])
-    enroll.add_argument("--name", default="")
-    add_url(enroll)
-
-    devices = commands.add_parser("devices", help="list devices and their state")
-    devices.add_argument("--json", action="store_true", help="print the API's JSON")
-    add_url(devices)
+    devices.add_parsers(commands)
+    faults.add_parsers(commands)
     return parser
-
-
-def _request(url: str, token: str | None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")  # noqa: S310
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read())
-        except ValueError:
-            return exc.code, {"error": {"message": exc.reason}}
-
-
-def _enroll(args: argparse.Namespace) -> int:
-    body = {
-        "device_id": args.device_id,
-        "site": args.site,
-        "room": args.room,
-        "room_kind": args.kind,
-        "name": args.name,
-    }
-    try:
-        status, reply = _request(f"{args.url.rstrip('/')}/api/v1/devices", args.token, body)
-    except OSError as exc:
-        print(f"custos-collector enroll: cannot reach {args.url}: {exc}", file=sys.stderr)
-        return 1
-    if status >= 400:
-        print(
-            f"custos-collector enroll: refused ({status}): {reply['error']['message']}",
-            file=sys.stderr,
-        )
-        return 1
-    verb = "enrolled" if reply.get("created") else "updated"
-    print(f"{verb} {args.device_id}: site {args.site}, room {args.room} ({args.kind})")
-    return 0
-
-
-def _devices(args: argparse.Namespace) -> int:
-    try:
-        status, reply = _request(f"{args.url.rstrip('/')}/api/v1/devices", args.token)
-    except OSError as exc:
-        print(f"custos-collector devices: cannot reach {args.url}: {exc}", file=sys.stderr)
-        return 1
-    if status >= 400:
-        print(f"custos-collector devices: {reply['error']['message']}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(reply, indent=2, ensure_ascii=False))
-        return 0
-    print(f"{'DEVICE':<20} {'SITE':<14} {'ROOM':<18} {'STATE':<8} LAST SEEN")
-    for device in reply["devices"]:
-        print(
-            f"{device['device_id']:<20} {device['site']:<14} {device['room']:<18} "
-            f"{device['connection']:<8} {device['last_seen_at'] or '-'}"
-        )
-    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -205,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    if args.command == "enroll":
-        return _enroll(args)
-    return _devices(args)
+    try:
+        code: int = args.handler(args)
+    except CommandError as exc:
+        print(f"custos-collector {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ engine, read back over the real API."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,52 @@ async def test_maintenance_windows_are_planned_listed_and_cancelled(
         async with http.post(url, json=bad) as reply:
             assert reply.status == 422
             assert "ends_at must be after starts_at" in (await reply.json())["error"]["message"]
+
+
+async def test_the_crew_works_the_queue_from_the_command_line(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    async with running_collector(broker.url, tmp_path / "collector", faults=FAST) as collector:
+
+        async def cli(*args: str) -> tuple[int, str, str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "collector.cli", *args, "--url", collector.url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await process.communicate()
+            return process.returncode or 0, out.decode(), err.decode()
+
+        room = await started_room(make_room(broker.url, collector.url, tmp_path), collector.url)
+        try:
+            room.fault("camera.stall", "cam-room")
+            fault = await eventually(
+                lambda: _fault(collector.api, "active", "cam-room"), timeout=30, what="fault"
+            )
+            code, out, _ = await cli("faults", "list")
+            assert code == 0
+            assert f"{fault['id']:>5} open" in out and "cam-room" in out
+            assert (await cli("faults", "ack", str(fault["id"]), "--by", "technician 7"))[:2] == (
+                0, f"fault {fault['id']} acknowledged by technician 7\n",
+            )  # fmt: skip
+            code, _, err = await cli("faults", "ack", "999", "--by", "x")
+            assert (code, err.strip()) == (
+                1,
+                "custos-collector faults: refused (404): no fault 999",
+            )
+            code, out, _ = await cli(
+                "maintenance",
+                "add",
+                "--device",
+                "ir-101",
+                "--hours",
+                "2",
+                "--reason",
+                "new lens",
+                "--by",
+                "planner",
+            )
+            assert (code, out.strip()) == (0, "maintenance window 1 planned")
+            code, out, _ = await cli("maintenance", "list")
+            assert "ir-101" in out and "new lens" in out
+        finally:
+            await room.stop()
