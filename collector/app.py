@@ -33,6 +33,7 @@ from collector.intake import Intake
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.mqtt import BrokerAddress
 from collector.registry import Registry
+from collector.reports import api as reports_api
 from collector.services import ALERTS, FAULTS, SERVICES, AlertServices, Services
 from collector.settings import CollectorSettings
 from collector.store.database import open_database
@@ -59,6 +60,7 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     setup_evidence(app)
     app.add_routes(alerts_api.routes)
     app.add_routes(faults_api.routes)
+    app.add_routes(reports_api.routes)
     return app
 
 

@@ -10,13 +10,28 @@ from pathlib import Path
 from typing import Any
 
 from collector import __version__
-from collector.commands import devices, faults
+from collector.commands import devices, faults, reports
 from collector.commands.client import CommandError
 from protocol.logsetup import configure_logging
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
+
+
+def _retention_days(value: str) -> int:
+    from collector.evidence.retention import MINIMUM_RETENTION_DAYS
+
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
+    if days < MINIMUM_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MINIMUM_RETENTION_DAYS} (recordings are kept at least a year), "
+            f"not {days}"
+        )
+    return days
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("CUSTOS_ADMIN_TOKEN_FILE"),
         help="file holding the token that state-changing API requests must present",
     )
+    serve.add_argument(
+        "--retention-days",
+        type=_retention_days,
+        default=_env("CUSTOS_RETENTION_DAYS"),
+        help="keep recordings at least this many days, never fewer than 365 "
+        "(env CUSTOS_RETENTION_DAYS; default 365)",
+    )
     serve.add_argument("--log-level", default=_env("CUSTOS_LOG_LEVEL", "info"))
     serve.add_argument(
         "--log-format", choices=("json", "text"), default=_env("CUSTOS_LOG_FORMAT", "text")
@@ -79,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     devices.add_parsers(commands)
     faults.add_parsers(commands)
+    reports.add_parsers(commands)
     return parser
 
 
@@ -93,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data,
         "client_id": args.client_id,
         "registry_file": args.registry,
+        "retention_days": args.retention_days,
     }
     if args.http:
         host, _, port = args.http.rpartition(":")

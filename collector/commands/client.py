@@ -39,23 +39,27 @@ class ApiClient:
         return cls(args.url, args.token)
 
     def get(self, path: str) -> Any:
-        return self._call("GET", path, None)
+        return json.loads(self._call("GET", path, None))
+
+    def get_text(self, path: str) -> str:
+        return self._call("GET", path, None).decode("utf-8")
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, body)
+        return json.loads(self._call("POST", path, body))
 
     def delete(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("DELETE", path, body)
+        return json.loads(self._call("DELETE", path, body))
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> bytes:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self._url}{path}", data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-                return json.loads(response.read())
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                content: bytes = response.read()
+                return content
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read())["error"]["message"]
