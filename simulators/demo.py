@@ -74,8 +74,11 @@ Custos demo is running.
   MQTT traffic      mosquitto_sub -p {broker.port} -t 'custos/#' -v
   Logs and data     {data.resolve()}/
 
-Events as the collector commits them, and alerts as the command center receives them on
-custos/v1/alerts (Ctrl-C stops everything):
+  Fault queue       {api}/api/v1/faults?state=active
+  Daily bulletin    {api}/api/v1/reports/daily?format=html
+
+Events as the collector commits them, alerts as the command center receives them on
+custos/v1/alerts, and faults as they open and restore (Ctrl-C stops everything):
 """
 
 
@@ -107,6 +110,35 @@ class AlertFeed:
     def stop(self) -> None:
         self._process.terminate()
         self._process.wait()
+
+
+class FaultFeed:
+    """Prints each fault as it opens, is acknowledged, or restores by itself."""
+
+    def __init__(self, base_url: str, write: Callable[[str], None]) -> None:
+        self._base = base_url
+        self._write = write
+        self._states: dict[int, str] = {}
+
+    def poll(self) -> None:
+        faults: list[dict[str, Any]] = http_json(f"{self._base}/api/v1/faults?limit=50")["faults"]
+        for fault in reversed(faults):
+            if self._states.get(fault["id"]) == fault["state"]:
+                continue
+            self._states[fault["id"]] = fault["state"]
+            when = fault["restored_at"] or fault["acknowledged_at"] or fault["opened_at"]
+            stamp = datetime.fromisoformat(when).astimezone().strftime("%H:%M:%S")
+            if fault["state"] == "restored":
+                self._write(
+                    f"  {stamp}  FAULT #{fault['id']:<4} restored by the device's own telemetry"
+                )
+                continue
+            respond = datetime.fromisoformat(fault["respond_by"]).astimezone().strftime("%H:%M")
+            self._write(
+                f"  {stamp}  FAULT #{fault['id']:<4} {fault['state']:<12} {fault['severity']:<8} "
+                f"{fault['device_id']} {fault['component']} {fault['reason'] or ''} "
+                f"(respond by {respond})"
+            )
 
 
 class EventFeed:
@@ -149,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     broker = MosquittoBroker(data / "broker", port=_port_or_free(args.mqtt_port), persistence=True)
-    collector = CollectorProcess(broker.url, data / "collector", port=_port_or_free(args.http_port))
+    collector = CollectorProcess(
+        broker.url,
+        data / "collector",
+        port=_port_or_free(args.http_port),
+        extra=["--config", str(Path(__file__).with_name("demo-collector.toml"))],
+    )
     sim = SimProcess(
         broker.url, collector.url, data / "sim", rooms=args.rooms, site="demo",
         scenario=args.scenario, extra=["--repeat"],
@@ -165,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         sim.start()
         print(_banner(broker, collector, data), flush=True)
         feed = EventFeed(collector.url, lambda line: print(line, flush=True))
+        fault_feed = FaultFeed(collector.url, lambda line: print(line, flush=True))
         alerts = AlertFeed(broker.port, lambda line: print(line, flush=True))
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.wait(1.0):
@@ -175,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                 feed.poll()
+                fault_feed.poll()
             if deadline is not None and time.monotonic() > deadline:
                 break
     except (BrokerError, ProcessError) as exc:
