@@ -43,6 +43,7 @@ class WebhookReceiver:
     rejected: list[str] = field(default_factory=list)
     attempts: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
 
     @property
@@ -57,6 +58,7 @@ class WebhookReceiver:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        self._release.set()  # let hanging requests end, so shutdown does not wait for them
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -64,7 +66,7 @@ class WebhookReceiver:
         self.attempts += 1
         if self.hang_next > 0:
             self.hang_next -= 1
-            await asyncio.sleep(3600)
+            await self._release.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.Response(status=500, text="receiver down")
