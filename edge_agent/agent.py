@@ -184,6 +184,7 @@ class Agent:
         edges: ThreadBridge[tuple[str, bool]] = ThreadBridge(loop, "gpio")
         gpio = GpioInputs(config.inputs, self._pin_factory, lambda n, a: edges.post((n, a)))
         initial_inputs = gpio.open()
+        media = await self._recorder(config, identity, events)
         events.record(
             AgentStarted(
                 version=identity.version,
@@ -192,9 +193,9 @@ class Agent:
                 previous_shutdown=boot.previous_shutdown,
                 inputs=initial_inputs,
                 roles={name: spec.role.value for name, spec in config.inputs.items()},
+                public_key=media.public_key_b64,
             )
         )
-        media = await self._recorder(config, identity, events)
         room = RoomController(config, self._clock, media, events.record, initial_inputs)
         watcher = InputWatcher(
             config.inputs, self._clock, initial_inputs, events.record, room.input_changed
@@ -259,6 +260,7 @@ class Agent:
             device_id=identity.device_id,
             boot_id=identity.boot_id,
             emit=events.record,
+            clock_synced=lambda: self._probe.state().synced,
         )
         return await factory(deps)
 

@@ -43,6 +43,10 @@ def build_agent(
         from edge_agent.hw.pins import default_pin_factory
 
         pin_factory = default_pin_factory()
+    if recorder_factory is None:
+        from edge_agent.recording.factory import create_recorder
+
+        recorder_factory = create_recorder
     options = AgentOptions(
         data_dir=data_dir or config.storage.data_dir,
         link=link_settings(config),

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-enroll", action="store_true", help="do not enroll the rooms with the collector"
     )
+    run.add_argument(
+        "--media",
+        choices=("synthetic", "simulated"),
+        default="synthetic",
+        help="synthetic: real H.264/AAC recordings of generated pictures and sound (default); "
+        "simulated: recorder events only, no media (light, for large simulated fleets)",
+    )
     run.add_argument("--token", default=env("CUSTOS_ADMIN_TOKEN"), help="collector admin token")
     run.add_argument("--log-level", default=env("CUSTOS_LOG_LEVEL", "info"))
     run.add_argument(
@@ -72,6 +79,7 @@ async def _run(args: argparse.Namespace) -> int:
         keepalive_s=args.keepalive,
         heartbeat_s=args.heartbeat,
         resend_after_s=args.resend_after,
+        media=args.media,
     )
     rooms = build_rooms(room_specs(args.site, args.rooms), options)
     if not args.no_enroll:

@@ -29,6 +29,7 @@ class SimulatedRecorder:
         self._recording_id: uuid.UUID | None = None
         self.fail_start = False
         self.alarm_marks = 0
+        self.public_key_b64: str | None = None
         self.stalled: set[str] = set()
         self.covered: set[str] = set()
         self.muted: set[str] = set()

@@ -13,10 +13,12 @@ import logging
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edge_agent.agent import Agent
-from edge_agent.recording.port import RecorderFactory
+from edge_agent.capture.ports import MediaSource
+from edge_agent.recording.factory import build_recorder, build_sources
+from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFactory
 from edge_agent.system.clocksync import FixedClockProbe
 from edge_agent.wiring import build_agent
 from firmware_config.profiles import profile_text
@@ -92,18 +94,24 @@ class SimulatedRoom:
         config: AgentConfig,
         *,
         clock: Clock | None = None,
-        recorder_factory: RecorderFactory | None = None,
+        media: Literal["simulated", "synthetic"] = "simulated",
     ) -> None:
+        """``media="synthetic"`` records real H.264 and AAC segments from generated pictures and
+        sound (the real recorder); ``"simulated"`` only reports what a recorder would (fast)."""
         self.config = config
         self.factory = wired_factory()
         self.clock_probe = FixedClockProbe(synced=True)
+        self.sources: dict[str, MediaSource] = {}
+        factory: RecorderFactory = (
+            SimulatedRecorder.create if media == "simulated" else self._synthetic_recorder
+        )
         self.agent: Agent = build_agent(
             config,
             data_dir=config.storage.data_dir,
             clock=clock or SystemClock(),
             clock_probe=self.clock_probe,
             pin_factory=self.factory,
-            recorder_factory=recorder_factory or SimulatedRecorder.create,
+            recorder_factory=factory,
         )
         for name in config.inputs:
             self.set_input(name, active=False)
@@ -139,10 +147,29 @@ class SimulatedRoom:
             raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}") from None
         self.set_input(input_name or self.input_for(role), active=active)
 
+    async def _synthetic_recorder(self, deps: RecorderDeps) -> MediaRecorder:
+        sources = build_sources(deps.config, deps.clock)
+        self.sources = {source.id: source for source in sources}
+        recorder = build_recorder(
+            deps.config,
+            deps.data_dir,
+            clock=deps.clock,
+            device_id=deps.device_id,
+            boot_id=deps.boot_id,
+            emit=deps.emit,
+            sources=sources,
+            clock_synced=deps.clock_synced,
+        )
+        await recorder.open()
+        return recorder
+
     def fault(self, action: str, stream: str | None = None) -> None:
         """Break or mend a simulated camera, microphone or recorder (``camera.stall`` …)."""
-        recorder = self.recorder
         target = stream or self._default_stream(action)
+        if self.sources:
+            self._synthetic_fault(action, target)
+            return
+        recorder = self.recorder
         match action:
             case "camera.stall" | "mic.stall":
                 recorder.stall(target)
@@ -162,6 +189,16 @@ class SimulatedRoom:
                 recorder.fail_start = False
             case _:
                 raise ValueError(f"unknown fault {action!r}; known: {', '.join(FAULTS)}")
+
+    def _synthetic_fault(self, action: str, target: str) -> None:
+        source = self.sources.get(target)
+        method = {
+            "camera.stall": "stall", "camera.resume": "resume", "camera.cover": "cover",
+            "camera.uncover": "uncover", "mic.mute": "mute", "mic.unmute": "unmute",
+        }.get(action)  # fmt: skip
+        if source is None or method is None or not hasattr(source, method):
+            raise ValueError(f"{action} is not possible on {target!r} of room {self.device_id}")
+        getattr(source, method)()
 
     @property
     def recorder(self) -> SimulatedRecorder:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 
@@ -30,6 +31,7 @@ class SiteOptions:
     keepalive_s: int = 10
     heartbeat_s: float = 10.0
     resend_after_s: float = 10.0
+    media: Literal["simulated", "synthetic"] = "synthetic"
 
 
 def room_specs(site: str, count: int) -> list[RoomSpec]:
@@ -61,7 +63,8 @@ def build_rooms(specs: Sequence[RoomSpec], options: SiteOptions) -> list[Simulat
                 keepalive_s=options.keepalive_s,
                 heartbeat_s=options.heartbeat_s,
                 resend_after_s=options.resend_after_s,
-            )
+            ),
+            media=options.media,
         )
         for spec in specs
     ]

@@ -47,10 +47,17 @@ class RecorderDeps:
     device_id: str
     boot_id: UUID
     emit: Callable[[EventBodyType], object]
+    clock_synced: Callable[[], bool] = lambda: False
+    """Whether the system clock is synchronised now (manifests record it)."""
 
 
 class MediaRecorder(Recorder, Protocol):
     """A recorder that can also say how its sources are doing (for the health logic)."""
+
+    @property
+    def public_key_b64(self) -> str | None:
+        """The device key that signs the manifests (``None`` when nothing is signed)."""
+        ...
 
     def source_health(self) -> Mapping[str, SourceHealth]: ...
 

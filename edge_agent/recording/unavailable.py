@@ -18,6 +18,7 @@ class RecorderUnavailableError(RuntimeError):
 
 class UnavailableRecorder:
     recording = False
+    public_key_b64: str | None = None
 
     def streams(self) -> Mapping[str, StreamKind]:
         return {}
