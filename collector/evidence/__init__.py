@@ -1,0 +1,12 @@
+"""The evidence side of the collector: tus uploads of recorded segments, verification against
+signed manifests, the content-addressed store, receipts, listing and download, coverage,
+retention and legal holds."""
+
+from __future__ import annotations
+
+from collector.evidence.component import EVIDENCE, Evidence
+from collector.evidence.hooks import TamperHook, TamperKind
+from collector.evidence.schema import MIGRATIONS
+from collector.evidence.setup import setup_evidence
+
+__all__ = ["EVIDENCE", "MIGRATIONS", "Evidence", "TamperHook", "TamperKind", "setup_evidence"]
