@@ -172,22 +172,31 @@ class Outbox:
         ]
         return picked[:limit]
 
+    def pending_after(self, after: int, limit: int) -> list[PendingEvent]:
+        """Undelivered non-alarm events with a seq above ``after``, in order (the sender's
+        cursor: rows in flight are not read again)."""
+        if limit <= 0:
+            return []
+        rows = self._db.execute(
+            "SELECT seq, payload FROM events WHERE delivered_at IS NULL AND alarm = 0 AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [PendingEvent(seq, False, bytes(payload)) for seq, payload in rows]
+
     def settle(self, upto: int, also: Iterable[int] = ()) -> int:
         """Mark delivered every seq ≤ ``upto`` and the listed ones; return how many changed."""
         upto = min(upto, self._last_seq)
         extra = sorted({seq for seq in also if upto < seq <= self._last_seq})
         now = _iso(self._clock.now())
         with self._transaction():
-            changed_alarms = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(alarm), 0) FROM events "
-                "WHERE delivered_at IS NULL AND seq <= ?",
-                (upto,),
-            ).fetchone()
-            count, alarms = int(changed_alarms[0]), int(changed_alarms[1])
-            self._db.execute(
-                "UPDATE events SET delivered_at = ? WHERE delivered_at IS NULL AND seq <= ?",
-                (now, upto),
-            )
+            # Everything up to the previous mark is delivered already: touch only what is new.
+            settled = self._db.execute(
+                "UPDATE events SET delivered_at = ? "
+                "WHERE seq > ? AND seq <= ? AND delivered_at IS NULL RETURNING alarm",
+                (now, self._acked_seq, upto),
+            ).fetchall()
+            count, alarms = len(settled), sum(int(alarm) for (alarm,) in settled)
             for seq in extra:
                 row = self._db.execute(
                     "UPDATE events SET delivered_at = ? "

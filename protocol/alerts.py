@@ -58,9 +58,9 @@ class AlertMessage(WireModel):
     state: AlertState
     condition_active: bool
     """Whether the condition still holds (a latched alert stays open after it ends)."""
-    device_id: DeviceId | None
-    site: ShortText | None
-    room: ShortText | None
+    device_id: DeviceId | None = None
+    site: ShortText | None = None
+    room: ShortText | None = None
     title: ShortText
     detail: Annotated[str, StringConstraints(max_length=1000)]
     occurrences: PositiveInt

@@ -137,7 +137,7 @@ class SegmentCorrupt(WireModel):
     stream: ComponentId
     seq: PositiveInt
     expected_sha256: Sha256Hex
-    actual_sha256: Sha256Hex | None
+    actual_sha256: Sha256Hex | None = None
 
 
 class SegmentDeleted(WireModel):

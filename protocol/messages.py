@@ -122,7 +122,7 @@ class SystemStats(WireModel):
 class UploadStats(WireModel):
     backlog_segments: NonNegativeInt
     backlog_bytes: NonNegativeInt
-    oldest_age_s: NonNegativeFloat | None
+    oldest_age_s: NonNegativeFloat | None = None
 
 
 class ClockState(WireModel):
@@ -133,7 +133,7 @@ class ClockState(WireModel):
 class OutboxStats(WireModel):
     depth: NonNegativeInt
     alarm_depth: NonNegativeInt
-    oldest_age_s: NonNegativeFloat | None
+    oldest_age_s: NonNegativeFloat | None = None
     last_seq: NonNegativeInt
     acked_seq: NonNegativeInt
 

@@ -59,7 +59,7 @@ class SegmentManifest(WireModel):
     codec: ShortText
     size: NonNegativeInt
     sha256: Sha256Hex
-    prev_manifest_sha256: Sha256Hex | None
+    prev_manifest_sha256: Sha256Hex | None = None
     """sha256 of the previous manifest's bytes in this stream; ``None`` for the first."""
     partial: bool = False
     """Finalised after a crash: shorter than planned, but every byte in it is real."""

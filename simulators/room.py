@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from edge_agent.agent import Agent
 from edge_agent.capture.ports import MediaSource
-from edge_agent.recording.factory import build_recorder, build_sources
 from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFactory
 from edge_agent.system.clocksync import FixedClockProbe
 from edge_agent.wiring import build_agent
@@ -148,6 +147,9 @@ class SimulatedRoom:
         self.set_input(input_name or self.input_for(role), active=active)
 
     async def _synthetic_recorder(self, deps: RecorderDeps) -> MediaRecorder:
+        # Imported here: media libraries (numpy, PyAV, cryptography) only when media is recorded.
+        from edge_agent.recording.factory import build_recorder, build_sources
+
         sources = build_sources(deps.config, deps.clock)
         self.sources = {source.id: source for source in sources}
         recorder = build_recorder(

@@ -49,6 +49,8 @@ class OutboxSender:
         self._max_resend = max(max_resend_after_s, resend_after_s)
         self._resend_after = resend_after_s
         self._inflight: dict[int, float] = {}
+        self._cursor = 0
+        """The highest non-alarm seq published in this round: the next ones come after it."""
         self._wake = asyncio.Event()
         self._event_topic = device_topic(device_id, TopicKind.EVENT)
         self._alarm_topic = device_topic(device_id, TopicKind.ALARM)
@@ -69,11 +71,13 @@ class OutboxSender:
     def resend_all(self) -> None:
         """Publish everything unacknowledged again now (a new connection, a collector back)."""
         self._inflight.clear()
+        self._cursor = 0
         self._resend_after = self._base_resend
         self.poke()
 
     def link_down(self) -> None:
         self._inflight.clear()
+        self._cursor = 0
 
     def on_ack(self, ack: Ack) -> None:
         settled = self._outbox.settle(ack.upto, ack.also)
@@ -100,9 +104,17 @@ class OutboxSender:
             if not self._send(event):
                 return
         free = self._window - len(self._inflight)
-        for event in self._outbox.pending(free, exclude=self._inflight):
-            if not self._send(event):
+        while free > 0:
+            batch = self._outbox.pending_after(self._cursor, free)
+            if not batch:
                 return
+            for event in batch:
+                self._cursor = event.seq
+                if event.seq in self._inflight:
+                    continue  # still in flight from before a resend rewound the cursor
+                if not self._send(event):
+                    return
+                free -= 1
 
     def _expire(self) -> None:
         now = self._clock.monotonic()
@@ -111,6 +123,7 @@ class OutboxSender:
             return
         for seq in expired:
             del self._inflight[seq]
+        self._cursor = min(self._cursor, min(expired) - 1)
         self.resent += len(expired)
         log.info(
             "sender.resend count=%d first_seq=%d waited_s=%.1f",
