@@ -130,7 +130,7 @@ class Intake:
     # --- in -------------------------------------------------------------------------------------
 
     def _stamp(self, messages: list[InboundMessage]) -> Chunk:
-        return Chunk(messages, self._clock.now().isoformat(), self._clock.monotonic())
+        return Chunk.stamped(messages, self._clock.now(), self._clock.monotonic())
 
     def _on_ingest(self, messages: list[InboundMessage]) -> None:
         self._writer.offer(self._stamp(messages))

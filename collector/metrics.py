@@ -26,6 +26,7 @@ class IngestMetrics:
     conflicts: int = 0
     gaps_detected: int = 0
     heartbeats_committed: int = 0
+    heartbeats_folded: int = 0
     status_applied: int = 0
     status_stale: int = 0
     batches: int = 0
@@ -70,6 +71,11 @@ class CustosCollector(Collector):
                 "custos_seq_gaps",
                 "Times a device's seq skipped ahead, opening a gap",
                 m.gaps_detected,
+            ),
+            (
+                "custos_heartbeats_folded",
+                "Heartbeats superseded in their batch by a newer one of the same device",
+                m.heartbeats_folded,
             ),
             (
                 "custos_heartbeats_committed",

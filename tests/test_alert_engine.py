@@ -51,9 +51,9 @@ class Rig:
             clock_synced=True,
             body=body,
         )
-        chunk = Chunk(
+        chunk = Chunk.stamped(
             [Message(f"custos/v1/dev/{DEVICE}/{kind}", encode(envelope))],
-            self.clock.now().isoformat(),
+            self.clock.now(),
             0.0,
         )
         return self._commit(lambda: self.processor.process([chunk])).alerts

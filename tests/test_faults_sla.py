@@ -62,9 +62,9 @@ class Rig:
         return result
 
     def send(self, kind: str, payload: bytes) -> None:
-        chunk = Chunk(
+        chunk = Chunk.stamped(
             [Message(f"custos/v1/dev/{DEVICE}/{kind}", payload)],
-            self.clock.now().isoformat(),
+            self.clock.now(),
             self.clock.monotonic(),
         )
         self._commit(lambda: self.processor.process([chunk]))

@@ -59,9 +59,9 @@ def _run(
     payload: bytes,
 ) -> BatchResult:
     db.execute("BEGIN")
-    chunk = Chunk(
+    chunk = Chunk.stamped(
         [Message(f"custos/v1/dev/{DEVICE}/{kind}", payload)],
-        clock.now().isoformat(),
+        clock.now(),
         clock.monotonic(),
     )
     result = processor.process([chunk])
@@ -162,3 +162,27 @@ async def test_events_produce_acks_only_for_what_is_committed_and_contiguous(
     ]
     assert processor.metrics.duplicates == 1
     assert db.execute("SELECT acked_seq FROM device_state").fetchone() == (3,)
+
+
+async def test_heartbeats_of_one_batch_fold_into_the_newest_without_losing_order_or_errors(
+    setup: tuple[IngestProcessor, sqlite3.Connection, ManualClock],
+) -> None:
+    processor, db, clock = setup
+    _run(processor, db, clock, "status", _status(clock, DeviceState.ONLINE))
+    good = _heartbeat(clock)
+    broken = b'{"type": "heartbeat", "device_id": "ir-101", "interval_s": "soon"}'  # not canonical
+    offline = _status(clock, DeviceState.OFFLINE)
+    messages = [
+        Message(f"custos/v1/dev/{DEVICE}/hb", payload) for payload in (good, good, broken, good)
+    ]
+    messages.append(Message(f"custos/v1/dev/{DEVICE}/status", offline))
+    db.execute("BEGIN")
+    processor.process([Chunk.stamped(messages, clock.now(), clock.monotonic())])
+    db.execute("COMMIT")
+    _tick(processor, db)
+    # The broken one was not the newest, yet it was validated and rejected (not canonical).
+    assert processor.metrics.rejected["invalid"] == 1
+    assert processor.metrics.heartbeats_folded == 2  # the first two, each superseded
+    assert processor.metrics.heartbeats_committed == 3
+    # The last heartbeat came before the Last Will: the device stays offline.
+    assert _connection(db) == ("offline", "last will (connection lost)")

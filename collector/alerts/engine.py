@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.alerts.policy import AlertPolicy
-from collector.alerts.roomstate import RoomState, restore
+from collector.alerts.roomstate import STATE_EVENT_TYPES, RoomState, restore
 from collector.alerts.rules import Condition, RuleSet
 from collector.faults.maintenance import MaintenanceCalendar
 from collector.ingest.batch import BatchResult
@@ -33,6 +33,7 @@ from protocol.clock import Clock
 log = logging.getLogger(__name__)
 
 MAINTENANCE_QUIET_RULES = frozenset({"tamper", "obstruction", "occupied_fault", "sensor"})
+WATCHED_EVENT_TYPES = frozenset({*STATE_EVENT_TYPES, "sensor.suspect"})
 
 
 class AlertError(JobRejectedError):
@@ -125,13 +126,16 @@ class AlertEngine:
     def after_batch(self, result: BatchResult) -> None:
         now = self._clock.now()
         for fact in result.facts:
-            room = self._room(fact.device_id)
+            if isinstance(fact, ComponentReport):
+                continue  # the rules follow components through their component.changed events
             if isinstance(fact, StatusChange):
+                room = self._room(fact.device_id)
                 room.connection = fact.connection.value
                 self._evaluate(room, now, result.alerts)
                 continue
-            if isinstance(fact, ComponentReport):
-                continue  # the rules follow components through their component.changed events
+            if fact.type not in WATCHED_EVENT_TYPES:
+                continue
+            room = self._room(fact.device_id)
             body = json.loads(fact.body)
             if fact.type == "sensor.suspect":
                 if self._under_maintenance(room, now):
@@ -254,8 +258,13 @@ class AlertEngine:
         alert = self._open.get(condition.key)
         if alert is None:
             alert = self._insert(condition, room, now, active=not one_off)
-            log.warning(
-                "alerts.raised id=%d key=%s severity=%s", alert.id, alert.key, alert.severity.value
+            level = logging.WARNING if alert.severity.rank >= Severity.HIGH.rank else logging.INFO
+            log.log(
+                level,
+                "alerts.raised id=%d key=%s severity=%s",
+                alert.id,
+                alert.key,
+                alert.severity.value,
             )
             out.append(self._transition(alert, Transition.RAISED, now))
             return
@@ -286,10 +295,10 @@ class AlertEngine:
         alert.next_escalation_at = None
         del self._open[alert.key]
         self._db.execute(
-            "UPDATE alerts SET cleared_at = ?, cleared_by = ?, clear_reason = ? WHERE id = ?",
-            (now.isoformat(), actor, reason, alert.id),
+            "UPDATE alerts SET state = 'cleared', next_escalation_at = NULL, updated_at = ?, "
+            "cleared_at = ?, cleared_by = ?, clear_reason = ? WHERE id = ?",
+            (now.isoformat(), now.isoformat(), actor, reason, alert.id),
         )
-        self._save(alert, now)
         log.info("alerts.cleared id=%d key=%s reason=%s", alert.id, alert.key, reason)
         return self._transition(alert, Transition.CLEARED, now, actor=actor, comment=reason)
 

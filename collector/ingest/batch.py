@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from collector.ingest.runtime import ComponentReport, StatusChange
@@ -34,6 +35,12 @@ class Chunk:
     messages: Sequence[RawMessage]
     received_at: str
     received_mono: float
+    received: datetime
+    """``received_at`` as a datetime (parsed once per chunk, not once per message)."""
+
+    @classmethod
+    def stamped(cls, messages: Sequence[RawMessage], received: datetime, mono: float) -> Chunk:
+        return cls(messages, received.isoformat(), mono, received)
 
 
 @dataclass(frozen=True)
@@ -79,4 +86,6 @@ class Batch:
         """(device, seq) → (boot id, body JSON) of the events this batch inserts."""
         self.quarantine_rows: list[tuple[object, ...]] = []
         self.ack_devices: dict[str, set[int]] = defaultdict(set)
+        self.heartbeats: dict[str, tuple[RawMessage, Chunk]] = {}
+        """Each device's newest heartbeat of the batch, applied at its end (or before a status)."""
         self.result = BatchResult()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime
 
 from collector.ingest.batch import Batch, Chunk
 from collector.ingest.runtime import (
@@ -83,16 +82,18 @@ class Connectivity:
         """Report the heartbeat only when it changes what the device says of its components or
         whether its clock is off (trusted time: the collector's receive time against the
         device's own)."""
-        received = datetime.fromisoformat(chunk.received_at)
-        skew = (heartbeat.at - received).total_seconds() * 1000.0
+        skew = (heartbeat.at - chunk.received).total_seconds() * 1000.0
         runtime.clock_skew_ms = skew
         skewed = abs(skew) > self._skew_limit
+        # Cheap to compare (enum members by identity); readings are built only on a change.
+        signature = [(name, h.state, h.reason) for name, h in heartbeat.components.items()]
+        if signature == runtime.component_signature and skewed == runtime.clock_skewed:
+            return
+        runtime.component_signature = signature
         components = {
             name: ComponentReading(health.kind.value, health.state.value, health.reason)
             for name, health in heartbeat.components.items()
         }
-        if components == runtime.components and skewed == runtime.clock_skewed:
-            return
         runtime.components = components
         runtime.clock_skewed = skewed
         batch.result.facts.append(

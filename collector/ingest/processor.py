@@ -115,6 +115,8 @@ class IngestProcessor:
             for message in chunk.messages:
                 self._one(message, chunk, batch)
             batch.result.messages += len(chunk.messages)
+        for device_id in list(batch.heartbeats):
+            self._apply_heartbeat(device_id, batch)
         self._events.write(batch)
         if batch.quarantine_rows:
             self._db.executemany(
@@ -133,22 +135,61 @@ class IngestProcessor:
         device_id, _, kind_name = topic.removeprefix(DEVICE_PREFIX).partition("/")
         kind = _KINDS.get(kind_name) if topic.startswith(DEVICE_PREFIX) else None
         self.metrics.messages_in[kind_name if kind else "other"] += 1
-        if kind is None or not is_valid_device_id(device_id):
-            self._reject(
-                batch, chunk, Rejection(topic, None, "bad_topic", "not a device topic", payload)
-            )
+        # Enrolled devices have runtimes (and valid ids): one lookup settles both checks.
+        runtime = self.devices.get(device_id) if kind is not None else None
+        if kind is None or runtime is None:
+            if kind is None or not is_valid_device_id(device_id):
+                rejection = Rejection(topic, None, "bad_topic", "not a device topic", payload)
+            else:
+                detail = f"device {device_id!r} is not enrolled"
+                rejection = Rejection(topic, device_id, "unknown_device", detail, payload)
+            self._reject(batch, chunk, rejection)
             return
         if len(payload) > MAX_PAYLOAD_BYTES:
             detail = f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}"
             self._reject(batch, chunk, Rejection(topic, device_id, "oversized", detail, payload))
             return
-        runtime = self.devices.get(device_id)
-        if runtime is None or device_id not in self.registry:
-            detail = f"device {device_id!r} is not enrolled"
-            self._reject(
-                batch, chunk, Rejection(topic, device_id, "unknown_device", detail, payload)
-            )
+        if kind is TopicKind.HEARTBEAT:
+            self._hold_heartbeat(runtime, message, chunk, batch)
             return
+        if kind is TopicKind.STATUS:
+            self._apply_heartbeat(device_id, batch)  # what came before the status, first
+        self._accept(runtime, kind, message, chunk, batch)
+
+    def _hold_heartbeat(
+        self, runtime: DeviceRuntime, message: RawMessage, chunk: Chunk, batch: Batch
+    ) -> None:
+        """Heartbeats are state: of a device's heartbeats in one batch only the newest is
+        validated and applied. An earlier one is counted once it is plainly that device's
+        heartbeat in canonical form (the agent's encoding); anything else gets full validation."""
+        earlier = batch.heartbeats.get(runtime.device_id)
+        batch.heartbeats[runtime.device_id] = (message, chunk)
+        if earlier is None:
+            return
+        old_message, old_chunk = earlier
+        if old_message.payload.startswith(runtime.heartbeat_prefix):
+            runtime.heartbeats_pending += 1
+            runtime.last_seen_at = old_chunk.received_at
+            runtime.dirty = True
+            self.metrics.heartbeats_folded += 1
+        else:
+            self._accept(runtime, TopicKind.HEARTBEAT, old_message, old_chunk, batch)
+
+    def _apply_heartbeat(self, device_id: str, batch: Batch) -> None:
+        held = batch.heartbeats.pop(device_id, None)
+        if held is not None:
+            message, chunk = held
+            self._accept(self.devices[device_id], TopicKind.HEARTBEAT, message, chunk, batch)
+
+    def _accept(
+        self,
+        runtime: DeviceRuntime,
+        kind: TopicKind,
+        message: RawMessage,
+        chunk: Chunk,
+        batch: Batch,
+    ) -> None:
+        topic, payload, device_id = message.topic, message.payload, runtime.device_id
         try:
             self._dispatch(runtime, kind, payload, chunk, batch)
         except ValidationError as exc:

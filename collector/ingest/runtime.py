@@ -7,10 +7,12 @@ that the broker delivers late can never override a newer ``online``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from collector.ingest.seqtrack import SeqTracker
+from protocol.events import ComponentState
 from protocol.messages import DeviceState, Status
 
 
@@ -46,8 +48,14 @@ class DeviceRuntime:
     heartbeats_pending: int = 0
     # What the last heartbeat said of each component, and of the device's clock.
     components: dict[str, ComponentReading] = field(default_factory=dict)
+    component_signature: list[tuple[str, ComponentState, str | None]] = field(default_factory=list)
     clock_skew_ms: float | None = None
     clock_skewed: bool = False
+
+    @functools.cached_property
+    def heartbeat_prefix(self) -> bytes:
+        """How this device's heartbeats begin in canonical form (field order of the model)."""
+        return f'{{"schema_version":1,"type":"heartbeat","device_id":"{self.device_id}",'.encode()
 
 
 @dataclass(frozen=True)

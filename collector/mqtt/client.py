@@ -161,6 +161,9 @@ class _Session(asyncio.Protocol):
         self.last_received = now
         self.ping_sent_at: float | None = None
         self.received_since_ping = False
+        # Publishes of one loop iteration go out in one write (one syscall, not one each).
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -261,10 +264,31 @@ class _Session(asyncio.Protocol):
     # --- sending ------------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        """Send now, after anything queued (control packets keep their order)."""
         if self.transport is None or self.error is not None:
             raise NotConnected("the connection is closing")
+        self.flush()
         self.transport.write(data)
         self.last_sent = self._monotonic()
+
+    def write_soon(self, data: bytes) -> None:
+        """Queue a publish; everything queued in this loop iteration leaves in one write."""
+        if self.transport is None or self.error is not None:
+            raise NotConnected("the connection is closing")
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        if self.transport is not None and self.error is None:
+            self.transport.write(data)
+            self.last_sent = self._monotonic()
 
     def next_packet_id(self) -> int:
         for _ in range(0xFFFF):
@@ -276,7 +300,7 @@ class _Session(asyncio.Protocol):
     def send_qos1(self, pending: _Pending) -> None:
         packet_id = self.next_packet_id()
         self.inflight[packet_id] = pending.future
-        self.write(
+        self.write_soon(
             encode_publish(
                 pending.topic, pending.payload, qos=1, retain=pending.retain, packet_id=packet_id
             )
@@ -496,7 +520,7 @@ class MqttConnection:
         future: asyncio.Future[None] = session.loop.create_future()
         future.add_done_callback(_consume_exception)
         if qos == 0:
-            session.write(encode_publish(raw_topic, payload, qos=0, retain=retain))
+            session.write_soon(encode_publish(raw_topic, payload, qos=0, retain=retain))
             self.stats.publishes_sent += 1
             future.set_result(None)
             return future
