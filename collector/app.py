@@ -18,12 +18,13 @@ from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
 from collector.alerts.hub import AlertHub
 from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
+from collector.alerts.tamper import TamperAlerts
 from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
 from collector.api.errors import auth_middleware, errors_middleware
 from collector.enrollment import enroll, read_registry_file
+from collector.evidence import EVIDENCE, setup_evidence
 from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
-from collector.evidence import setup_evidence
 from collector.faults import api as faults_api
 from collector.faults.engine import FaultEngine
 from collector.faults.maintenance import MaintenanceCalendar
@@ -139,6 +140,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[ALERTS] = AlertServices(engine, hub, delivery)
     app[FAULTS] = faults
+    app[EVIDENCE].hooks.add(TamperAlerts(engine, writer, delivery))
     intake.listeners.append(lambda result: delivery.deliver(result.alerts))
     writer.start(loop, intake.on_result)
     if settings.registry_file is not None:

@@ -170,9 +170,17 @@ class AlertEngine:
 
     # --- from other domains (faults, evidence) ---------------------------------------------------
 
-    def raise_external(self, condition: Condition, device_id: str, out: list[AlertMessage]) -> None:
-        """Raise (or update) an alert whose condition another domain watches."""
-        self._raise(condition, self._room(device_id), self._clock.now(), out)
+    def raise_external(
+        self,
+        condition: Condition,
+        device_id: str,
+        out: list[AlertMessage],
+        *,
+        one_off: bool = False,
+    ) -> None:
+        """Raise (or update) an alert whose condition another domain watches. A ``one_off``
+        finding has no end to wait for: acknowledging the alert closes it."""
+        self._raise(condition, self._room(device_id), self._clock.now(), out, one_off=one_off)
 
     def end_external(self, key: str, out: list[AlertMessage]) -> None:
         self._condition_ended(key, self._clock.now(), out)
