@@ -216,6 +216,18 @@ class AgentConfig(Strict):
         }
 
     @model_validator(mode="after")
+    def _heartbeats_prove_liveness(self) -> Self:
+        # The collector declares a device offline after 1.5 x keepalive without a heartbeat: the
+        # broker's own check runs only every few seconds (Mosquitto 2.0 adds up to 6 s).
+        if self.heartbeat.interval_s > self.broker.keepalive_s:
+            raise ValueError(
+                f"heartbeat.interval_s ({self.heartbeat.interval_s:g}) must not exceed "
+                f"broker.keepalive_s ({self.broker.keepalive_s}): the collector judges a device "
+                "offline after 1.5 x keepalive without a heartbeat"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_pins_and_ids(self) -> Self:
         seen_pins: dict[int, str] = {}
         for name, spec in self.inputs.items():

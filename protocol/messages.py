@@ -81,6 +81,10 @@ class Status(WireModel):
     version: ShortText
     config_hash: Sha256Hex
     at: UtcDateTime
+    keepalive_s: Annotated[int, Field(ge=1, le=3600)] | None = None
+    """On ``online``: the connection's MQTT keepalive. The device sends a heartbeat at least this
+    often, so the collector may call it offline after 1.5 x this without one, whatever the
+    broker's own (coarser) keepalive check says."""
 
     @property
     def order_key(self) -> tuple[int, int, int]:

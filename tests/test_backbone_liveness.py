@@ -48,7 +48,7 @@ async def test_a_frozen_agent_shows_offline_within_one_and_a_half_keepalives(
 ) -> None:
     sim = SimProcess(
         broker.url, collector.url, tmp_path / "sim", site="frozen",
-        extra=["--keepalive", str(KEEPALIVE_S), "--heartbeat", "30"],
+        extra=["--keepalive", str(KEEPALIVE_S), "--heartbeat", str(KEEPALIVE_S)],
     )  # fmt: skip
     sim.start()
     device = "frozen-ir1"
@@ -61,7 +61,12 @@ async def test_a_frozen_agent_shows_offline_within_one_and_a_half_keepalives(
         print(f"offline detected {elapsed:.2f} s after SIGSTOP (keepalive {KEEPALIVE_S} s)")
         assert elapsed <= 1.5 * KEEPALIVE_S + MARGIN_S
         detail = await _connection(collector, device)
-        assert detail["offline_reason"] == "last will (connection lost)"
+        # Whichever comes first: the collector's own 1.5 x keepalive, or the broker's Will
+        # (Mosquitto 2.0 checks keepalives only every 5-6 s, so usually the former).
+        assert detail["offline_reason"] in (
+            "silent for 1.5 x keepalive",
+            "last will (connection lost)",
+        )
     finally:
         await asyncio.to_thread(sim.kill)
 
@@ -78,7 +83,9 @@ async def test_a_dropped_link_shows_offline_within_one_and_a_half_keepalives(
 ) -> None:
     proxy = TcpProxy(broker.host, broker.port)
     await proxy.start()
-    room = make_room(proxy.url, collector.url, tmp_path, keepalive_s=KEEPALIVE_S, heartbeat_s=30)
+    room = make_room(
+        proxy.url, collector.url, tmp_path, keepalive_s=KEEPALIVE_S, heartbeat_s=KEEPALIVE_S
+    )
     await started_room(room, collector.url)
     try:
         await eventually(
@@ -132,7 +139,7 @@ def _status(device_id: str, state: str, boot_no: int, conn_no: int) -> bytes:
 async def test_a_late_last_will_never_overrides_a_newer_online(
     broker: MosquittoBroker, collector: RunningCollector, tmp_path: Path
 ) -> None:
-    room = make_room(broker.url, collector.url, tmp_path, heartbeat_s=30)
+    room = make_room(broker.url, collector.url, tmp_path, heartbeat_s=4)
     await started_room(room, collector.url)
     await room.stop()
     await room.start()  # boot 2

@@ -65,6 +65,13 @@ def test_semantic_errors_name_both_sides_of_a_clash() -> None:
     assert "inputs.pir.pin 17 is already used by inputs.door" in issues[0].message
 
 
+def test_heartbeats_rarer_than_the_keepalive_are_refused() -> None:
+    text = profile_text("interrogation").replace("keepalive_s = 10", "keepalive_s = 5")
+    config, issues = check_config_text(text)
+    assert config is None
+    assert "heartbeat.interval_s (10) must not exceed broker.keepalive_s (5)" in issues[0].message
+
+
 def test_pins_are_checked_against_the_board() -> None:
     text = profile_text("waiting").replace("pin = 23", "pin = 40")
     config, issues = check_config_text(text)

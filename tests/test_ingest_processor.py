@@ -69,9 +69,11 @@ def _run(
     return result
 
 
-def _tick(processor: IngestProcessor, db: sqlite3.Connection) -> BatchResult:
+def _tick(
+    processor: IngestProcessor, db: sqlite3.Connection, seen_until: float | None = None
+) -> BatchResult:
     db.execute("BEGIN")
-    result = processor.tick()
+    result = processor.tick(seen_until)
     db.execute("COMMIT")
     return result
 
@@ -87,11 +89,17 @@ def _heartbeat(clock: ManualClock) -> bytes:
     )  # fmt: skip
 
 
-def _status(clock: ManualClock, state: DeviceState, boot_no: int = 1, conn_no: int = 1) -> bytes:
+def _status(
+    clock: ManualClock,
+    state: DeviceState,
+    boot_no: int = 1,
+    conn_no: int = 1,
+    keepalive_s: int | None = None,
+) -> bytes:
     return encode(
         Status(
             device_id=DEVICE, state=state, boot_id=BOOT, boot_no=boot_no, conn_no=conn_no,
-            version="0.1.0", config_hash="a" * 64, at=clock.now(),
+            version="0.1.0", config_hash="a" * 64, at=clock.now(), keepalive_s=keepalive_s,
         )
     )  # fmt: skip
 
@@ -118,6 +126,35 @@ async def test_a_hung_agent_goes_offline_after_three_silent_intervals_and_comes_
     assert _connection(db) == ("offline", "heartbeat timeout")
     _run(processor, db, clock, "hb", _heartbeat(clock))
     assert _connection(db) == ("online", None)
+
+
+async def test_a_device_silent_for_one_and_a_half_keepalives_is_offline(
+    setup: tuple[IngestProcessor, sqlite3.Connection, ManualClock],
+) -> None:
+    processor, db, clock = setup
+    _run(processor, db, clock, "status", _status(clock, DeviceState.ONLINE, keepalive_s=10))
+    _run(processor, db, clock, "hb", _heartbeat(clock))
+    await clock.advance(14.9)
+    assert _tick(processor, db).status_changes == []
+    await clock.advance(0.2)  # 15.1 s > 1.5 × 10 s: no need to wait for the broker's Will
+    changes = _tick(processor, db).status_changes
+    assert [(c.connection.value, c.reason) for c in changes] == [
+        ("offline", "silent for 1.5 x keepalive")
+    ]
+
+
+async def test_silence_is_judged_only_up_to_what_the_writer_has_read(
+    setup: tuple[IngestProcessor, sqlite3.Connection, ManualClock],
+) -> None:
+    processor, db, clock = setup
+    _run(processor, db, clock, "status", _status(clock, DeviceState.ONLINE, keepalive_s=10))
+    _run(processor, db, clock, "hb", _heartbeat(clock))
+    await clock.advance(9)
+    queued_at = clock.monotonic()  # a heartbeat arrives and waits behind a backlog
+    await clock.advance(11)
+    assert _tick(processor, db, seen_until=queued_at).status_changes == []
+    assert _connection(db) == ("online", None)
+    assert [c.connection.value for c in _tick(processor, db).status_changes] == ["offline"]
 
 
 async def test_a_restarted_collector_gives_every_device_a_grace_period(

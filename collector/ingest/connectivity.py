@@ -2,8 +2,11 @@
 
 - ``online`` / ``stopped`` / ``offline`` come from the retained status topic, ordered by boot and
   connection numbers, so a late Last Will never overrides a newer ``online``.
-- A device whose agent hangs keeps its MQTT connection (paho's thread answers pings) but stops
-  heartbeating: after ``timeout_factor`` heartbeat intervals of silence it is ``offline`` too.
+- A device promises (``keepalive_s`` in its ``online`` status) a heartbeat at least once per
+  keepalive: after 1.5 x keepalive of silence it is ``offline``, as MQTT's own rule would have
+  it. The broker's Last Will is not enough for that bound: Mosquitto 2.0 checks keepalives only
+  every 5-6 s, so its Will comes up to 6 s late. A device that does not say its keepalive is
+  judged after ``timeout_factor`` heartbeat intervals instead.
 - A heartbeat received now means the device is alive now: it brings a device back ``online``.
 - Heartbeats are folded into memory and flushed once per tick, so their cost does not grow with
   the number of messages.
@@ -26,9 +29,12 @@ from collector.ingest.runtime import (
     status_is_newer,
 )
 from collector.metrics import IngestMetrics
-from protocol.messages import Heartbeat, Status
+from protocol.messages import DeviceState, Heartbeat, Status
 
 log = logging.getLogger(__name__)
+
+KEEPALIVE_GRACE = 1.5
+"""MQTT's grace: silence longer than 1.5 x keepalive means the device is gone."""
 
 FLUSH_DEVICE_STATE = (
     "UPDATE device_state SET last_seen_at = COALESCE(?, last_seen_at), "
@@ -108,6 +114,9 @@ class Connectivity:
     def status(self, runtime: DeviceRuntime, status: Status, chunk: Chunk, batch: Batch) -> None:
         runtime.last_seen_at = chunk.received_at
         runtime.dirty = True
+        if status.state is DeviceState.ONLINE and status.order_key >= runtime.order_key:
+            # Also from the retained copy a restarted collector reads again (same order key).
+            runtime.keepalive_s = status.keepalive_s
         if not status_is_newer(runtime, status):
             if status.order_key < runtime.order_key:
                 self._metrics.status_stale += 1
@@ -201,21 +210,28 @@ class Connectivity:
         return covered
 
     def sweep(
-        self, devices: dict[str, DeviceRuntime], now_mono: float, now: str, batch: Batch
+        self, devices: dict[str, DeviceRuntime], seen_until: float, now: str, batch: Batch
     ) -> None:
-        """Mark ``offline`` every online device silent for too many heartbeat intervals."""
+        """Mark ``offline`` every online device silent for 1.5 x its keepalive (or, for a device
+        that does not say its keepalive, too many heartbeat intervals).
+
+        ``seen_until`` is the receive time up to which every message has been processed: while
+        the writer is behind, a heartbeat may be waiting in its queue, and silence is judged only
+        up to the oldest message not yet read."""
         if self.blind:
             return
         for runtime in devices.values():
-            interval = runtime.heartbeat_interval_s
-            if (
-                runtime.connection is Connection.ONLINE
-                and interval is not None
-                and now_mono - runtime.last_heartbeat_mono > self._timeout_factor * interval
-            ):
-                self.set_connection(
-                    runtime, Connection.OFFLINE, now, OfflineReason.HEARTBEAT_TIMEOUT.value, batch
-                )
+            if runtime.connection is not Connection.ONLINE:
+                continue
+            silent_s = seen_until - runtime.last_heartbeat_mono
+            keepalive, interval = runtime.keepalive_s, runtime.heartbeat_interval_s
+            if keepalive is not None and silent_s > KEEPALIVE_GRACE * keepalive:
+                reason = OfflineReason.KEEPALIVE_TIMEOUT
+            elif interval is not None and silent_s > self._timeout_factor * interval:
+                reason = OfflineReason.HEARTBEAT_TIMEOUT
+            else:
+                continue
+            self.set_connection(runtime, Connection.OFFLINE, now, reason.value, batch)
 
 
 __all__ = ["Connectivity", "StatusChange"]

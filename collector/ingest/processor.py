@@ -253,13 +253,14 @@ class IngestProcessor:
 
     # --- periodic -------------------------------------------------------------------------------
 
-    def tick(self) -> BatchResult:
-        """Flush live state and mark silent devices offline (inside the writer's transaction)."""
+    def tick(self, seen_until: float | None = None) -> BatchResult:
+        """Flush live state and mark silent devices offline (inside the writer's transaction).
+        ``seen_until``: the receive time of the oldest message still waiting for the writer."""
         batch = Batch()
         self.metrics.heartbeats_committed += self._connectivity.flush(self.devices)
-        self._connectivity.sweep(
-            self.devices, self._clock.monotonic(), self._clock.now().isoformat(), batch
-        )
+        now_mono = self._clock.monotonic()
+        horizon = now_mono if seen_until is None else min(now_mono, seen_until)
+        self._connectivity.sweep(self.devices, horizon, self._clock.now().isoformat(), batch)
         self._cap_quarantine()
         for hook in self._hooks:
             hook.after_batch(batch.result)

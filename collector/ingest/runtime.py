@@ -25,6 +25,7 @@ class Connection(StrEnum):
 
 class OfflineReason(StrEnum):
     WILL = "last will (connection lost)"
+    KEEPALIVE_TIMEOUT = "silent for 1.5 x keepalive"
     HEARTBEAT_TIMEOUT = "heartbeat timeout"
 
 
@@ -40,6 +41,8 @@ class DeviceRuntime:
     # Heartbeat freshness, on the collector's monotonic clock.
     last_heartbeat_mono: float = 0.0
     heartbeat_interval_s: float | None = None
+    keepalive_s: int | None = None
+    """From the device's ``online`` status: it promises a heartbeat at least this often."""
     # Pending for the next flush to the database.
     dirty: bool = False
     last_seen_at: str | None = None

@@ -131,7 +131,8 @@ class DbWriter:
                 if self._tick_requested or self._clock.monotonic() >= next_tick:
                     self._tick_requested = False
                     next_tick = self._clock.monotonic() + self._tick_s
-                    self._post(self._commit_retrying(self.processor.tick))
+                    tick = functools.partial(self.processor.tick, self._oldest_waiting())
+                    self._post(self._commit_retrying(tick))
                 if self._stopping and not (self._alarms or self._normal or self._jobs):
                     self._post(self._commit_retrying(self.processor.tick))
                     break
@@ -141,6 +142,11 @@ class DbWriter:
         finally:
             self.alive = False
             self._fail_pending_jobs()
+
+    def _oldest_waiting(self) -> float | None:
+        """When the oldest message not yet taken was received (only this thread takes)."""
+        heads = [queue[0].received_mono for queue in (self._alarms, self._normal) if queue]
+        return min(heads) if heads else None
 
     def _take(self) -> list[Chunk]:
         taken: list[Chunk] = []

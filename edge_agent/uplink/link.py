@@ -6,12 +6,19 @@
   is dropped with it: the durable outbox, not paho, decides what gets (re)sent.
 - Reconnects back off exponentially with jitter (``protocol.backoff``).
 - Everything the link learns is posted to the asyncio loop through a ``ThreadBridge``.
+- Only the network thread touches paho. ``publish`` queues the message and wakes the thread (one
+  wake per batch, not per message); the thread drives paho's external-loop API (``loop_read``,
+  ``loop_write``, ``loop_misc``) around its own ``select``, so paho needs no internal socket pair
+  and a burst of publishes costs one wake-up instead of one per message.
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
+from collections import deque
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -68,6 +75,14 @@ class LinkMessage:
 LinkEvent = LinkUp | LinkDown | LinkMessage
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
 class MqttLink:
     def __init__(
         self,
@@ -89,6 +104,11 @@ class MqttLink:
         self._stopped = threading.Event()
         self._client: paho.Client | None = None
         self._connected = False
+        self._outgoing: deque[_Outgoing] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
         self._conn_no = 0
         self.status_topic = device_topic(identity.device_id, TopicKind.STATUS)
         self.ack_topic = device_topic(identity.device_id, TopicKind.ACK)
@@ -107,22 +127,38 @@ class MqttLink:
         return self._connected
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
-        """Hand a message to the current connection; ``False`` if there is none."""
-        client = self._client
-        if client is None or not self._connected:
+        """Queue a message for the current connection; ``False`` if there is none. A message
+        queued as the connection drops is lost with it: the outbox sends it again."""
+        if not self._connected:
             return False
-        info = client.publish(topic, payload, qos=qos, retain=retain)
-        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._outgoing.append(_Outgoing(topic, payload, qos, retain))
+        self._wake()
+        return True
 
     def request_stop(self) -> None:
         """Ask the network thread to publish ``stopped``, DISCONNECT and exit."""
         self._stop_requested.set()
+        self._wake()
 
     def abort(self) -> None:
         """Drop the connection without a goodbye (the broker then sends the Last Will) and end
         the thread. For a process that cannot stop cleanly."""
         self._abort.set()
         self._stop_requested.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        # The flag spares a syscall per message; the thread clears it before draining the queue,
+        # so a message appended after the drain always finds it clear and wakes the thread again.
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            self._wake_w.send(b"w")
+        except BlockingIOError:
+            pass  # full of wake-ups already
+        except OSError:
+            pass  # the link has ended and closed its wake-up sockets
 
     def wait_stopped(self, timeout: float) -> bool:
         """Block until the network thread has exited (run it in an executor)."""
@@ -142,6 +178,8 @@ class MqttLink:
                 )
                 self._stop_requested.wait(delay)
         finally:
+            self._wake_r.close()
+            self._wake_w.close()
             self._stopped.set()
 
     def _serve_one_connection(self) -> None:
@@ -164,6 +202,9 @@ class MqttLink:
             )
             return
         self._client = client
+        # paho sends PINGREQ from loop_misc only once a keepalive has passed: wake up often
+        # enough that the ping leaves well before the broker's 1.5 x keepalive limit.
+        idle_wait_s = min(1.0, self._settings.keepalive_s / 4)
         stop_info: paho.MQTTMessageInfo | None = None
         stop_deadline = 0.0
         disconnecting = False
@@ -189,15 +230,54 @@ class MqttLink:
                         disconnecting = True
                 if disconnecting and client.socket() is None:
                     break  # DISCONNECT written and the socket closed by paho
-                rc = client.loop(timeout=0.2)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if not self._service(client, timeout=idle_wait_s):
                     break
         finally:
             was_connected = self._connected
             self._connected = False
             self._client = None
+            self._outgoing.clear()
             if was_connected:
                 self._events.post(LinkDown("stopped" if stop_info else "connection lost"))
+
+    def _service(self, client: paho.Client, timeout: float) -> bool:
+        """One round of paho's external loop; ``False`` when the connection is gone."""
+        sock = client.socket()
+        if sock is None:
+            return False
+        pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes select cannot see
+        buffered = bool(pending()) if pending is not None else False
+        readable, writable, _ = select.select(
+            [sock, self._wake_r],
+            [sock] if client.want_write() else [],
+            [],
+            0.0 if buffered else timeout,
+        )
+        read_failed = (sock in readable or buffered) and (
+            client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS
+        )
+        if read_failed:
+            return False
+        if self._wake_r in readable:
+            self._drain_wakes()
+        self._publish_queued(client)
+        if sock in writable and client.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        return client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _drain_wakes(self) -> None:
+        self._wake_pending = False
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _publish_queued(self, client: paho.Client) -> None:
+        # Called on the network thread, so paho writes each message straight to the socket.
+        while self._outgoing:
+            message = self._outgoing.popleft()
+            client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
     def _new_client(self, conn_no: int) -> paho.Client:
         client = paho.Client(
@@ -206,7 +286,7 @@ class MqttLink:
             protocol=paho.MQTTv5,
         )
         client.connect_timeout = self._settings.connect_timeout_s
-        client.max_inflight_messages_set(100)
+        client.max_inflight_messages_set(0)
         client.enable_logger(logging.getLogger("paho"))
         if self._settings.username:
             client.username_pw_set(self._settings.username, self._settings.password)
@@ -230,6 +310,7 @@ class MqttLink:
                 version=identity.version,
                 config_hash=identity.config_hash,
                 at=self._clock.now(),
+                keepalive_s=self._settings.keepalive_s if state is DeviceState.ONLINE else None,
             )
         )
 
