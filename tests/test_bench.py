@@ -72,7 +72,9 @@ def test_one_real_benchmark_end_to_end(tmp_path: Path) -> None:
             "skipped": None,
         }
     ]
-    (result,) = data["results"]
+    result, library = data["results"]
+    assert library["name"] == "agent publish vs paho alone"
+    assert library["figure"] == result["figure"] and library["reference"]["value"] > 0
     assert set(result) == {
         "benchmark", "name", "figure", "reference", "ratio", "goal", "met", "skipped", "details",
     }  # fmt: skip
