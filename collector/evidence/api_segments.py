@@ -10,6 +10,7 @@ from aiohttp import web
 from collector.evidence.component import service_of
 from collector.evidence.errors import EvidenceError
 from collector.evidence.params import int_param, time_param
+from collector.evidence.playback import PLAYABLE_AS_STORED, NotPlayableError
 from collector.evidence.queries import (
     SegmentFilter,
     list_segments,
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 SEGMENT = "/api/v1/segments/{device_id}/{stream}/{seq:[0-9]{1,18}}"
+SEGMENT_PATH = "/api/v1/segments/{}/{}/{}"
 STATES = ("announced", "uploading", "uploaded", "purged")
 CONTENT_TYPES = {
     ("mpegts", "video"): "video/mp2t",
@@ -93,6 +95,7 @@ async def detail(request: web.Request) -> web.Response:
         raise EvidenceError(404, "unknown_segment", f"no segment {device_id}/{stream}/{seq}")
     if found["upload_state"] == "uploaded":
         found["content_url"] = f"{request.path}/content"
+        found["play_url"] = f"{request.path}/play"
     return web.json_response(found)
 
 
@@ -133,5 +136,40 @@ async def content(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f'inline; filename="{filename}"',
             "Cache-Control": "private, max-age=3600",
             "Custos-Sha256": row["sha256"],
+        },
+    )
+
+
+@routes.get(SEGMENT + "/play")
+async def play(request: web.Request) -> web.StreamResponse:
+    """A copy a browser plays (MP4, the same packets remuxed, see ``playback.py``), with
+    ``Range`` support; ``Custos-Derived-From`` names the stored original's sha256."""
+    service = service_of(request)
+    device_id, stream, seq = _key(request)
+    row = await service.readers.run(lambda db: stored_content(db, device_id, stream, seq))
+    if row is None:
+        raise EvidenceError(404, "not_stored", f"{device_id}/{stream}/{seq} is not stored")
+    if row["purged_at"] is not None:
+        raise EvidenceError(
+            410, "purged", f"{device_id}/{stream}/{seq} was purged at {row['purged_at']}"
+        )
+    sha256 = row["sha256"]
+    if row["container"] in PLAYABLE_AS_STORED:
+        raise web.HTTPFound(f"{SEGMENT_PATH.format(device_id, stream, seq)}/content")
+    try:
+        path = await service.playback.playable(sha256)
+    except NotPlayableError as exc:
+        service.metrics.playback_failures += 1
+        log.warning("evidence.playback_failed sha256=%s error=%s", sha256, exc)
+        raise EvidenceError(
+            422, "not_playable", f"{device_id}/{stream}/{seq} cannot be remuxed for playback: {exc}"
+        ) from None
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": f"{row['kind']}/mp4",
+            "Content-Disposition": f'inline; filename="{device_id}_{stream}_{seq}.mp4"',
+            "Cache-Control": "private, max-age=3600",
+            "Custos-Derived-From": f"sha256={sha256}",
         },
     )

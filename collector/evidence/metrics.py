@@ -29,6 +29,7 @@ class EvidenceMetrics:
     purged: int = 0
     expired_uploads: int = 0
     announced: int = 0
+    playback_failures: int = 0
 
 
 class EvidenceCollector(Collector):
@@ -77,6 +78,11 @@ class EvidenceCollector(Collector):
                 "custos_evidence_announced",
                 "Segment manifests learnt from segment.recorded events",
                 m.announced,
+            ),
+            (
+                "custos_playback_failures",
+                "Stored segments that could not be remuxed for playback",
+                m.playback_failures,
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)

@@ -18,6 +18,7 @@ from collector.evidence.hooks import TamperHooks
 from collector.evidence.keys import CollectorKey
 from collector.evidence.manifests import SyncResult, sync_events
 from collector.evidence.metrics import EvidenceMetrics
+from collector.evidence.playback import PlaybackCache
 from collector.evidence.retention import PurgeReport, Retention
 from collector.evidence.store import ContentStore
 from collector.evidence.uploads import UploadManager
@@ -91,6 +92,7 @@ class EvidenceService:
             executor=self._executor,
             store_lock=store_lock,
         )
+        self.playback = PlaybackCache(store, self._executor)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -3,11 +3,14 @@
 ``<data_dir>/evidence/sha256/ab/cd/<sha256>`` holds each verified segment once, named by its
 hash, read-only. ``<data_dir>/uploads/<upload id>.part`` holds an upload while it arrives; when it
 is complete and verified it is renamed into the store (same filesystem: atomic), and both
-directories are fsynced. Blocking methods are meant for a worker thread.
+directories are fsynced. ``<data_dir>/evidence/playback/ab/<sha256>.mp4`` holds a derived,
+browser-playable copy of a stored segment once somebody asked to play it; it goes with the
+original. Blocking methods are meant for a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -21,6 +24,7 @@ _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 class ContentStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "evidence" / "sha256"
+        self.playback = data_dir / "evidence" / "playback"
         self.uploads = data_dir / "uploads"
 
     def prepare(self) -> None:
@@ -36,6 +40,11 @@ class ContentStore:
 
     def path(self, sha256: str) -> Path:
         return self.root.parent / self.location(sha256)
+
+    def playback_path(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise ValueError(f"not a sha256: {sha256!r}")
+        return self.playback / sha256[:2] / f"{sha256}.mp4"
 
     def part_path(self, upload_id: str) -> Path:
         if not _UPLOAD_ID.match(upload_id):
@@ -67,4 +76,6 @@ class ContentStore:
         return unlink_durably(self.part_path(upload_id))
 
     def remove_content(self, sha256: str) -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            self.playback_path(sha256).unlink()  # derived: no need to make its removal durable
         return unlink_durably(self.path(sha256))
