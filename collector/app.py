@@ -40,6 +40,7 @@ from collector.settings import CollectorSettings
 from collector.store.database import open_database
 from collector.store.readers import ReadPool
 from collector.store.writer import DbWriter
+from collector.web import setup_web
 from protocol.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     app.add_routes(alerts_api.routes)
     app.add_routes(faults_api.routes)
     app.add_routes(reports_api.routes)
+    setup_web(app)
     return app
 
 

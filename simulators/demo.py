@@ -63,6 +63,7 @@ def _banner(broker: MosquittoBroker, collector: CollectorProcess, data: Path) ->
     return f"""
 Custos demo is running.
 
+  Command center    {api}/        (中文; English: {api}/?lang=en)
   Collector API     {api}/api/v1/devices
   One device        {api}/api/v1/devices/demo-ir1
   Its events        {api}/api/v1/devices/demo-ir1/events

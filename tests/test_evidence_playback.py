@@ -98,6 +98,10 @@ async def test_a_stored_segment_plays_as_mp4_with_ranges_and_the_original_untouc
             assert await response.read() == video
     assert playable[4:8] == b"ftyp"
     assert decoded_frames(playable) == decoded_frames(video) == FRAMES
+    with av.open(io.BytesIO(playable), "r") as container:
+        # The copy starts at zero (the TS muxer starts at 1.4 s, a long recording much later).
+        assert (container.start_time or 0) / av.time_base < 0.05
+        assert (container.duration or 0) / av.time_base < FRAMES / 10 + 0.5
     with av.open(io.BytesIO(sound), "r") as container:
         assert container.streams.audio[0].codec_context.name == "aac"
 

@@ -43,9 +43,19 @@ def remux_to_mp4(source: Path, target: Path) -> None:
             faststart = {"movflags": "+faststart"}  # the index first: playback starts at once
             with av.open(str(partial), "w", format="mp4", options=faststart) as dst:
                 copies = {s.index: dst.add_stream_from_template(s) for s in streams}
+                # A segment's clock runs on from the start of the recording: begin the copy at
+                # zero, or a player shows minutes of nothing before the ten seconds that exist.
+                start_s = (src.start_time or 0) / av.time_base
+                shift = {
+                    s.index: round(start_s / s.time_base) if s.time_base else 0 for s in streams
+                }
                 for packet in src.demux(*streams):
                     if packet.dts is None:
                         continue  # the demuxer's end-of-stream marker
+                    offset = shift.get(packet.stream.index, 0)
+                    packet.dts -= offset
+                    if packet.pts is not None:
+                        packet.pts -= offset
                     packet.stream = copies[packet.stream.index]
                     dst.mux(packet)
         os.replace(partial, target)
