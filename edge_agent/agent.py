@@ -23,7 +23,7 @@ from edge_agent.bridge import ThreadBridge
 from edge_agent.events import EventRecorder
 from edge_agent.health import HealthBoard
 from edge_agent.health.media import MediaHealth
-from edge_agent.health.system import SystemHealth
+from edge_agent.health.system import SystemHealth, recording_bytes_per_s
 from edge_agent.heartbeat import HeartbeatLoop
 from edge_agent.hw.gpio import GpioInputs
 from edge_agent.outbox import BootRecord, Outbox, OutboxError
@@ -31,6 +31,8 @@ from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFacto
 from edge_agent.recording.unavailable import UnavailableRecorder
 from edge_agent.room.controller import RoomController
 from edge_agent.sensing.inputs import InputWatcher
+from edge_agent.storage.services import SpoolServices, build_spool_services
+from edge_agent.storage.space import SpaceGuard, recording_guard
 from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import (
     Identity,
@@ -92,6 +94,9 @@ class AgentState:
     system: SystemHealth
     bad_acks: int = 0
     collector: CollectorStatus | None = None
+    spool: SpoolServices | None = None
+    """The uploader, the disk policy and the spool monitor; ``None`` when the recorder keeps
+    nothing on disk (simulated or unavailable recorder)."""
 
 
 class Agent:
@@ -140,8 +145,16 @@ class Agent:
                     group.create_task(parts.media_health.run(), name="media-health"),
                     group.create_task(parts.system.run(), name="system-health"),
                 ]
+                spool_tasks = [
+                    group.create_task(coroutine, name=name)
+                    for name, coroutine in (parts.spool.tasks() if parts.spool else [])
+                ]
                 self.ready.set()
                 await stop.wait()
+                for task in spool_tasks:  # they use the recorder's catalog, closed next
+                    task.cancel()
+                if spool_tasks:
+                    await asyncio.wait(spool_tasks)
                 await parts.recorder.close()
                 parts.events.record(AgentStopped(reason="shutdown requested"))
                 await self._drain(outbox)
@@ -184,7 +197,15 @@ class Agent:
         edges: ThreadBridge[tuple[str, bool]] = ThreadBridge(loop, "gpio")
         gpio = GpioInputs(config.inputs, self._pin_factory, lambda n, a: edges.post((n, a)))
         initial_inputs = gpio.open()
-        media = await self._recorder(config, identity, events)
+        space = recording_guard(
+            config, self.options.data_dir, self._clock, recording_bytes_per_s(config)
+        )
+        media = await self._recorder(config, identity, events, space)
+        spool = None
+        if media.catalog is not None:
+            spool = build_spool_services(
+                config, self.options.data_dir, media.catalog, clock=self._clock, emit=events.record
+            )
         events.record(
             AgentStarted(
                 version=identity.version,
@@ -210,6 +231,8 @@ class Agent:
             self._probe,
             events.record,
             unclean_restarts=boot.unclean_restarts,
+            bytes_per_s=spool.monitor.rate if spool else None,
+            recording_allowed=space.allows_writing,
         )
         health = HealthBoard()
         for name in config.inputs:
@@ -228,6 +251,7 @@ class Agent:
             outbox=outbox,
             clock_probe=self._probe,
             system=system.stats,
+            uploads=spool.upload_stats if spool else None,
         )
         return AgentState(
             identity=identity,
@@ -244,10 +268,11 @@ class Agent:
             recorder=media,
             media_health=media_health,
             system=system,
+            spool=spool,
         )
 
     async def _recorder(
-        self, config: AgentConfig, identity: Identity, events: EventRecorder
+        self, config: AgentConfig, identity: Identity, events: EventRecorder, space: SpaceGuard
     ) -> MediaRecorder:
         factory = self.options.recorder_factory
         if factory is None:
@@ -261,6 +286,7 @@ class Agent:
             boot_id=identity.boot_id,
             emit=events.record,
             clock_synced=lambda: self._probe.state().synced,
+            may_write=space.allows_writing,
         )
         return await factory(deps)
 
@@ -324,6 +350,8 @@ class Agent:
         log.info("agent.collector state=%s instance=%s", status.state, status.instance)
         if back:
             self.state.sender.resend_all()
+            if self.state.spool is not None:
+                self.state.spool.collector_back()
 
     async def _dispatch_edges(self, parts: AgentState) -> None:
         while True:

@@ -16,7 +16,7 @@ from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import Identity
 from edge_agent.uplink.sender import Publisher
 from protocol.clock import Clock, wait_event
-from protocol.messages import Heartbeat, SystemStats, encode
+from protocol.messages import Heartbeat, SystemStats, UploadStats, encode
 from protocol.topics import TopicKind, device_topic
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class HeartbeatLoop:
         outbox: Outbox,
         clock_probe: ClockProbe,
         system: Callable[[], SystemStats] | None = None,
+        uploads: Callable[[], UploadStats] | None = None,
     ) -> None:
         self._identity = identity
         self._clock = clock
@@ -43,6 +44,7 @@ class HeartbeatLoop:
         self._outbox = outbox
         self._probe = clock_probe
         self._system = system
+        self._uploads = uploads
         self._started = clock.monotonic()
         self._topic = device_topic(identity.device_id, TopicKind.HEARTBEAT)
         self._now = asyncio.Event()
@@ -62,6 +64,7 @@ class HeartbeatLoop:
             outbox=self._outbox.stats(),
             components=self._health.snapshot(),
             system=self._system() if self._system else None,
+            uploads=self._uploads() if self._uploads else None,
         )
 
     async def run(self) -> None:

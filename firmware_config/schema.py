@@ -140,6 +140,33 @@ class StorageSection(Strict):
     pressure). Segments without a receipt are never deleted."""
 
 
+class UploadSection(Strict):
+    """Uploading recorded segments to the collector (tus 1.0) and checking its receipts."""
+
+    enabled: bool = True
+    bandwidth_bytes_per_s: Annotated[int, Field(ge=1024, le=10_000_000_000)] | None = None
+    """Upper bound on upload bandwidth, so recordings never crowd out events on a thin link;
+    unset: unlimited."""
+    chunk_bytes: Annotated[int, Field(ge=16 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    """Bytes per ``PATCH`` (each with its sha256): what an interrupted request costs at most."""
+    concurrency: Literal[1] = 1
+    """Uploads at a time. One: segments arrive in order and the link stays free for events."""
+    token_file: Path | None = None
+    """File holding the collector's bearer token, when the collector requires one for uploads."""
+    collector_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")] | None = None
+    """The collector's receipt key (base64 of the raw Ed25519 public key, as
+    ``GET /api/v1/keys/collector`` shows it). Unset: fetched on first use and pinned in the data
+    directory (``collector_key.b64``)."""
+    request_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    """A request that makes no progress for this long is abandoned (and resumed)."""
+    retry_max_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    """Retries back off (with jitter) up to this long between attempts."""
+    free_hours: Annotated[float, Field(ge=0, le=10_000)] | None = None
+    """Disk pressure: while fewer hours of recording than this fit above ``reserve_mb``,
+    receipted segments are deleted, oldest first. Unset: ``health.disk_low_hours`` + 1, so the
+    disk only reads ``low`` when recordings that are not uploaded yet fill it."""
+
+
 class RoomSection(Strict):
     """Occupancy and sensor-liveness rules of the room."""
 
@@ -192,6 +219,7 @@ class AgentConfig(Strict):
     heartbeat: HeartbeatSection = HeartbeatSection()
     uplink: UplinkSection = UplinkSection()
     storage: StorageSection = StorageSection()
+    upload: UploadSection = UploadSection()
     room: RoomSection = RoomSection()
     recording: RecordingSection = RecordingSection()
     health: HealthSection = HealthSection()

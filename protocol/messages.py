@@ -124,9 +124,20 @@ class SystemStats(WireModel):
 
 
 class UploadStats(WireModel):
+    """The agent's recordings on their way to the collector (optional fields: older agents leave
+    them out)."""
+
     backlog_segments: NonNegativeInt
+    """Recorded segments without a verified receipt yet (corrupt ones not counted)."""
     backlog_bytes: NonNegativeInt
     oldest_age_s: NonNegativeFloat | None = None
+    """Age of the oldest segment without a receipt (since it started)."""
+    last_receipt_at: UtcDateTime | None = None
+    """When the last verified receipt was stored."""
+    corrupt_segments: NonNegativeInt | None = None
+    """Spooled segments that no longer match their manifest (never uploaded as good)."""
+    receipts_rejected: NonNegativeInt | None = None
+    """Receipts refused since the start (signed by another key, or not for this segment)."""
 
 
 class ClockState(WireModel):

@@ -168,6 +168,48 @@ class EventFeed:
             self._after[device_id] = page["next_after_seq"]
 
 
+class RecordingFeed:
+    """Prints, per device, how many recorded segments the collector holds with a signed receipt
+    (at most every ``every_s`` per device), and a summary at the end."""
+
+    def __init__(self, base_url: str, write: Callable[[str], None], every_s: float = 15.0) -> None:
+        self._base = base_url
+        self._write = write
+        self._every_s = every_s
+        self._shown: dict[str, tuple[int, float]] = {}
+
+    def poll(self, *, final: bool = False) -> None:
+        devices: list[dict[str, Any]] = http_json(f"{self._base}/api/v1/devices")["devices"]
+        for device in devices:
+            device_id = device["device_id"]
+            streams = http_json(f"{self._base}/api/v1/segments/{device_id}")["streams"]
+            stored = sum(s["uploaded"] for s in streams)
+            waiting = sum(s["known"] - s["uploaded"] for s in streams)
+            shown, at = self._shown.get(device_id, (0, 0.0))
+            now = time.monotonic()
+            if not final and (stored == shown or now - at < self._every_s):
+                continue
+            self._shown[device_id] = (stored, now)
+            some = next((s for s in streams if s["uploaded"]), None)
+            receipt = (
+                f" — e.g. {self._base}/api/v1/segments/{device_id}/{some['stream']}/"
+                f"{some['first_seq']}/receipt"
+                if some
+                else ""
+            )
+            self._write(
+                f"  {datetime.now().astimezone():%H:%M:%S}  {device_id:<10} {device['room']:<16} "
+                f"RECORDINGS {stored} segments stored with signed receipts, {waiting} on the way"
+                f"{receipt}"
+            )
+
+    def summary(self) -> None:
+        """What the collector holds in the end, device by device."""
+        self._write("recordings at the collector, each with a receipt signed by its key:")
+        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            self.poll(final=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data: Path = args.data
@@ -193,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario=args.scenario, extra=["--repeat"],
     )  # fmt: skip
     alerts: AlertFeed | None = None
+    recordings: RecordingFeed | None = None
     try:
         print(f"starting Mosquitto on 127.0.0.1:{broker.port} …", flush=True)
         broker.start()
@@ -205,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         feed = EventFeed(collector.url, lambda line: print(line, flush=True))
         fault_feed = FaultFeed(collector.url, lambda line: print(line, flush=True))
         alerts = AlertFeed(broker.port, lambda line: print(line, flush=True))
+        recordings = RecordingFeed(collector.url, lambda line: print(line, flush=True))
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.wait(1.0):
             if not sim.running or not collector.running:
@@ -213,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
-                feed.poll()
-                fault_feed.poll()
+                for poll in (feed.poll, fault_feed.poll, recordings.poll):
+                    poll()
             if deadline is not None and time.monotonic() > deadline:
                 break
     except (BrokerError, ProcessError) as exc:
@@ -225,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         if alerts is not None:
             alerts.stop()
         sim.stop()
+        if recordings is not None:
+            recordings.summary()
         collector.stop()
         broker.stop()
     print(f"stopped. Everything is kept in {data}/ (use --fresh to start over).")

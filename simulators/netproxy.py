@@ -34,6 +34,11 @@ class TcpProxy:
     def url(self) -> str:
         return f"mqtt://{self.listen_host}:{self.listen_port}"
 
+    @property
+    def upstream_bytes(self) -> int:
+        """Bytes passed client→server so far (``flip_offset`` counts in the same stream)."""
+        return self._upstream_bytes
+
     def reset_all(self) -> None:
         for writer in list(self._writers):
             writer.transport.abort()

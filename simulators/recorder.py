@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 
 from edge_agent.capture.ports import SourceHealth
+from edge_agent.recording.catalog import SpoolCatalog
 from edge_agent.recording.port import RecorderDeps
 from protocol.events import RecordingStarted, RecordingStopped
 from protocol.recording import StreamKind
@@ -30,6 +31,8 @@ class SimulatedRecorder:
         self.fail_start = False
         self.alarm_marks = 0
         self.public_key_b64: str | None = None
+        self.catalog: SpoolCatalog | None = None
+        """No spool: nothing is recorded to disk, so nothing is uploaded."""
         self.stalled: set[str] = set()
         self.covered: set[str] = set()
         self.muted: set[str] = set()

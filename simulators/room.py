@@ -161,6 +161,7 @@ class SimulatedRoom:
             emit=deps.emit,
             sources=sources,
             clock_synced=deps.clock_synced,
+            may_write=deps.may_write,
         )
         await recorder.open()
         return recorder
@@ -235,6 +236,11 @@ class SimulatedRoom:
         if self._task.done():
             ready.cancel()
             self._task.result()  # raise the agent's start-up error
+
+    @property
+    def running(self) -> bool:
+        """Whether the agent is running (it has not stopped, crashed or been abandoned)."""
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         """A clean stop: ``agent.stopped``, retained ``stopped``, DISCONNECT."""

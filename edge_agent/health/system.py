@@ -67,6 +67,7 @@ class SystemHealth:
         *,
         unclean_restarts: int = 0,
         bytes_per_s: Callable[[], float] | None = None,
+        recording_allowed: Callable[[], bool] | None = None,
         usage: Callable[[Path], DiskUsage] = disk_usage,
         temperature: Callable[[], float | None] = read_cpu_temperature,
     ) -> None:
@@ -79,6 +80,9 @@ class SystemHealth:
         self._restarts = unclean_restarts
         estimate = recording_bytes_per_s(config)
         self._rate = bytes_per_s or (lambda: estimate)
+        self._recording_allowed = recording_allowed
+        """The recorder's space guard: while it holds recording back the disk is full, even a
+        little above the reserve (it resumes only with room for a segment)."""
         self._usage = usage
         self._temperature = temperature
         self._current: dict[str, ComponentHealth] = {}
@@ -136,7 +140,8 @@ class SystemHealth:
             )
         rate = max(self._rate(), 1.0)
         hours = max(0.0, (usage.free_bytes - self._reserve) / rate / 3600)
-        if usage.free_bytes <= self._reserve:
+        held_back = self._recording_allowed is not None and not self._recording_allowed()
+        if usage.free_bytes <= self._reserve or held_back:
             return ComponentHealth(
                 kind=ComponentKind.DISK,
                 state=ComponentState.FAILED,

@@ -343,8 +343,18 @@ class SpoolCatalog:
             "state = 'announced' ORDER BY alarm DESC, start_mono, stream, seq LIMIT ?", (limit,)
         )
 
-    def set_upload_url(self, stream: str, seq: int, url: str) -> None:
-        """Remember the tus upload's URL so an interrupted upload resumes (``HEAD`` offset)."""
+    def unreceipted(self, limit: int = 100) -> list[SpooledSegment]:
+        """What the uploader works on: announced segments and uploaded ones still without a
+        verified receipt; alarm-related first, then oldest first. "Oldest" is rowid order (the
+        order segments were begun): monotonic time restarts at every boot and wall time may
+        step, but rows are only ever appended."""
+        return self._segments(
+            "state IN ('announced', 'uploaded') ORDER BY alarm DESC, rowid LIMIT ?", (limit,)
+        )
+
+    def set_upload_url(self, stream: str, seq: int, url: str | None) -> None:
+        """Remember the tus upload's URL so an interrupted upload resumes (``HEAD`` offset);
+        ``None`` forgets it (the upload is gone at the collector: the next attempt creates one)."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE segments SET upload_url=? WHERE stream=? AND seq=?", (url, stream, seq)
@@ -359,10 +369,10 @@ class SpoolCatalog:
         )
 
     def deletable(self, limit: int = 100) -> list[SpooledSegment]:
-        """Receipted segments, oldest first: the only ones that may be deleted."""
-        return self._segments(
-            "state = 'receipted' ORDER BY start_mono, stream, seq LIMIT ?", (limit,)
-        )
+        """Receipted segments, oldest first: the only ones that may be deleted. Oldest is rowid
+        order (the order segments were begun), as in :meth:`unreceipted`: ``start_mono`` starts
+        again at every boot."""
+        return self._segments("state = 'receipted' ORDER BY rowid LIMIT ?", (limit,))
 
     def mark_deleted(self, stream: str, seq: int, reason: str) -> None:
         """Only from ``receipted``: unuploaded evidence is never deleted (SpoolStateError)."""
@@ -372,6 +382,45 @@ class SpoolCatalog:
 
     def mark_corrupt(self, stream: str, seq: int) -> None:
         self._transition(stream, seq, SegmentState.CORRUPT)
+
+    def receipted_before(self, cutoff: datetime, limit: int = 100) -> list[SpooledSegment]:
+        """Receipted segments that started before ``cutoff`` (wall time), oldest first: local
+        retention (wall time, so it holds across reboots, where ``start_mono`` starts again)."""
+        return self._segments(
+            "state = 'receipted' AND start_at < ? ORDER BY start_at, stream, seq LIMIT ?",
+            (cutoff.isoformat(), limit),
+        )
+
+    def backlog(self) -> tuple[int, int, datetime | None]:
+        """Sealed segments without a receipt yet (``closed`` … ``uploaded``): how many, their
+        bytes, and the wall time the oldest of them started (for the heartbeat)."""
+        rows = self._query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes, MIN(start_at) AS oldest"
+            " FROM segments WHERE state IN ('closed', 'recorded', 'announced', 'uploaded')"
+        )
+        oldest = rows[0]["oldest"]
+        return (
+            int(rows[0]["n"]),
+            int(rows[0]["bytes"]),
+            None if oldest is None else datetime.fromisoformat(oldest),
+        )
+
+    def count(self, state: SegmentState) -> int:
+        """How many segments are in ``state`` (indexed: cheap enough for every heartbeat)."""
+        rows = self._query("SELECT COUNT(*) AS n FROM segments WHERE state = ?", (state.value,))
+        return int(rows[0]["n"])
+
+    def recent_rate(self, stream: str, samples: int = 20) -> tuple[int, float]:
+        """(bytes, seconds) of the stream's newest ``samples`` complete segments: what recording
+        this stream costs on disk, measured."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(size), 0) AS bytes, COALESCE(SUM(end_mono - start_mono), 0) AS s"
+            " FROM (SELECT size, start_mono, end_mono FROM segments"
+            "       WHERE stream = ? AND partial = 0 AND size IS NOT NULL"
+            "         AND end_mono > start_mono ORDER BY seq DESC LIMIT ?)",
+            (stream, samples),
+        )
+        return int(rows[0]["bytes"]), float(rows[0]["s"])
 
     def get(self, stream: str, seq: int) -> SpooledSegment | None:
         found = self._segments("stream=? AND seq=?", (stream, seq))

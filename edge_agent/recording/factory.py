@@ -76,6 +76,7 @@ def build_recorder(
     sources: Sequence[MediaSource],
     clock_synced: Callable[[], bool] | None = None,
     settings: RecorderSettings | None = None,
+    may_write: Callable[[], bool] | None = None,
 ) -> SegmentRecorder:
     """Load (or create, at the first start) the device key, open the spool catalog, and build
     the recorder. Call ``await recorder.open()`` to recover the spool and start capturing."""
@@ -93,6 +94,7 @@ def build_recorder(
             segment_s=config.recording.segment_s, pre_roll_s=config.recording.pre_roll_s
         ),
         clock_synced=clock_synced,
+        may_write=may_write,
     )
 
 
@@ -108,6 +110,7 @@ async def create_recorder(deps: RecorderDeps) -> SegmentRecorder:
         emit=deps.emit,
         sources=build_sources(deps.config, deps.clock),
         clock_synced=deps.clock_synced,
+        may_write=deps.may_write,
     )
     try:
         await recorder.open()

@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from edge_agent.capture.ports import SourceHealth
+from edge_agent.recording.catalog import SpoolCatalog
 from firmware_config.schema import AgentConfig
 from protocol.clock import Clock
 from protocol.events import EventBodyType
@@ -49,6 +50,9 @@ class RecorderDeps:
     emit: Callable[[EventBodyType], object]
     clock_synced: Callable[[], bool] = lambda: False
     """Whether the system clock is synchronised now (manifests record it)."""
+    may_write: Callable[[], bool] = lambda: True
+    """Whether the disk has room above ``storage.reserve_mb`` (the agent's space guard): a
+    recorder that writes to disk opens no segment while it has not."""
 
 
 class MediaRecorder(Recorder, Protocol):
@@ -57,6 +61,12 @@ class MediaRecorder(Recorder, Protocol):
     @property
     def public_key_b64(self) -> str | None:
         """The device key that signs the manifests (``None`` when nothing is signed)."""
+        ...
+
+    @property
+    def catalog(self) -> SpoolCatalog | None:
+        """The spool of recorded segments, for the uploader and the disk policy; ``None`` when
+        this recorder keeps nothing on disk (simulated, unavailable)."""
         ...
 
     def source_health(self) -> Mapping[str, SourceHealth]: ...

@@ -67,7 +67,11 @@ class SegmentRecorder:
         emit: Emit,
         settings: RecorderSettings | None = None,
         clock_synced: Callable[[], bool] | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
+        """``may_write`` tells whether the disk has room above the reserve (see
+        :class:`edge_agent.storage.space.SpaceGuard`): below it no segment is opened and the one
+        being written is sealed as partial; recording resumes by itself when it says yes."""
         ids = [source.id for source in sources]
         if len(set(ids)) != len(ids):
             raise ValueError(f"source ids must be unique: {ids}")
@@ -77,12 +81,14 @@ class SegmentRecorder:
         self._clock = clock
         self._emit = emit
         self.settings = settings or RecorderSettings()
+        self._may_write = may_write or (lambda: True)
         self._context = TrackContext(
             clock=clock,
             boot_id=boot_id,
             clock_synced=clock_synced or (lambda: False),
             alarm_between=self._alarm_between,
             announce=self._announce,
+            may_write=self._may_write,
         )
         self._tracks: dict[str, StreamTrack] = {}
         self._started: list[MediaSource] = []
@@ -126,6 +132,7 @@ class SegmentRecorder:
                 catalog=self.catalog,
                 signer=self._signer,
                 sync_every_s=self.settings.sync_every_s,
+                may_write=self._may_write,
             )
             track = StreamTrack(
                 source.id,

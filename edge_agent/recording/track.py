@@ -34,6 +34,9 @@ class TrackContext:
     clock_synced: Callable[[], bool]
     alarm_between: Callable[[float, float], bool]
     announce: Callable[[SignedManifest, StreamWorker], Awaitable[None]]
+    may_write: Callable[[], bool] = lambda: True
+    """Whether the disk has room above the reserve: no segment is opened (and no seq is used)
+    while it has not."""
 
     def wall_at(self, mono: float) -> datetime:
         return self.clock.now() - timedelta(seconds=self.clock.monotonic() - mono)
@@ -75,6 +78,7 @@ class StreamTrack:
         self._closed: asyncio.Queue[asyncio.Future[SignedManifest]] = asyncio.Queue()
         self._announcer: asyncio.Task[None] | None = None
         self.skipped_waiting_keyframe = 0
+        self.skipped_no_space = 0
 
     def start_announcer(self) -> None:
         self._announcer = asyncio.get_running_loop().create_task(
@@ -123,11 +127,17 @@ class StreamTrack:
             if self.kind is StreamKind.VIDEO and not packet.keyframe:
                 self.skipped_waiting_keyframe += 1
                 return
+            if not self._ctx.may_write():
+                self.skipped_no_space += 1
+                return
             segment = self._open(session, packet)
         elif packet.mono >= self._boundary - EPSILON_S and (
             self.kind is StreamKind.AUDIO or packet.keyframe
         ):
             self._close(packet.mono)
+            if not self._ctx.may_write():
+                self.skipped_no_space += 1
+                return
             segment = self._open(session, packet)
         if packet.mono > segment.last_mono:
             segment.step = packet.mono - segment.last_mono

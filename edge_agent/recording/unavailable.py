@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge_agent.capture.ports import SourceHealth
+from edge_agent.recording.catalog import SpoolCatalog
 from protocol.recording import StreamKind
 
 
@@ -19,6 +20,7 @@ class RecorderUnavailableError(RuntimeError):
 class UnavailableRecorder:
     recording = False
     public_key_b64: str | None = None
+    catalog: SpoolCatalog | None = None
 
     def streams(self) -> Mapping[str, StreamKind]:
         return {}

@@ -3,8 +3,10 @@
 The loop submits (never waits on) ``open``, ``write`` and ``close``; a single-thread executor keeps
 them in order. ``close`` returns a future of the signed manifest: close the file (fsync), record
 size and hash, rename it into the spool, sign the manifest chained to the previous one, record it.
-If a write failed (disk full, I/O error), the segment is sealed as ``partial`` from what reached the
-disk, exactly as crash recovery would.
+If a write failed (disk full, I/O error), or free space fell to the reserve (``may_write``), the
+segment is sealed as ``partial`` from what reached the disk, exactly as crash recovery would; a
+segment whose catalog row could not even be inserted is sealed as an empty partial segment, so
+its seq is never a silent gap.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ class StreamWorker:
         catalog: SpoolCatalog,
         signer: ManifestSigner,
         sync_every_s: float = 1.0,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.stream = stream
         self._catalog = catalog
         self._signer = signer
         self._sync_every_s = sync_every_s
+        self._may_write = may_write
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"recorder-{stream}"
         )
@@ -96,6 +100,12 @@ class StreamWorker:
 
     def _write(self, packet: EncodedPacket) -> None:
         if self._file is None:
+            return
+        if not self._may_write():
+            self.write_errors += 1
+            log.error("recorder.segment_cut_at_reserve stream=%s", self.stream)
+            self._file.abandon()
+            self._file = None
             return
         try:
             self._file.write(packet)
@@ -155,5 +165,10 @@ class StreamWorker:
         """The segment's file failed: seal whatever reached the disk as a partial segment."""
         segment = self._catalog.get(opening.stream, opening.seq)
         if segment is None:
-            raise RecordingError(f"segment {opening.stream}/{opening.seq} was never begun")
+            # Its row could not be inserted when it opened: insert it now, so the seq is sealed
+            # as an empty partial segment instead of becoming a silent gap.
+            self._catalog.begin(opening)
+            segment = self._catalog.get(opening.stream, opening.seq)
+            if segment is None:
+                raise RecordingError(f"segment {opening.stream}/{opening.seq} was never begun")
         return finish(self._catalog, self._signer, segment)
