@@ -6,6 +6,7 @@ recorder's logic on a ManualClock (see ``tests/test_recorder.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from edge_agent.recording.recorder import SegmentRecorder
 from firmware_config.schema import AgentConfig
 from protocol.clock import ManualClock
 from protocol.events import EventBodyType
+from tests.helpers import eventually
 from tests.test_recorder import (
     CLOCK_START,
     DEVICE,
@@ -64,6 +66,15 @@ async def test_no_segment_opens_while_the_disk_is_full_and_recording_resumes_wit
         await driver.run(1.0)
         await recorder.start("door.opened")
         await driver.run(3.0)  # segment 1 done, segment 2 half written
+        # Capture runs ahead of the worker that cuts segments: let it reach segment 2 first,
+        # or a slow machine would still be writing segment 1 when the disk fills.
+        await eventually(
+            lambda: asyncio.sleep(
+                0, all(seq >= 2 for seq in recorder.catalog.last_seqs().values())
+            ),
+            timeout=10,
+            what="every stream writing its second segment",
+        )
         full_at = clock.monotonic()
         allowed[0] = False
         await driver.run(5.0)

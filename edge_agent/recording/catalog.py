@@ -5,17 +5,8 @@ WAL with ``synchronous=FULL``: a committed row survives a power cut. The row is 
 is; seqs are allocated per stream and never reused (``streams.last_seq`` keeps the highest ever
 allocated, even after rows are pruned some day).
 
-States, in order (the uploader and the disk policy work from these)::
-
-    writing → closed → recorded → announced → uploaded → receipted → deleted
-                                      └────────→ corrupt (the file no longer matches its hash)
-
-- ``writing``: the ``.part`` file is being written; the row holds everything recovery needs.
-- ``closed``: complete, fsynced and hashed under its ``.part`` name or already renamed.
-- ``recorded``: manifest signed and stored here (``manifest``), not yet in the outbox.
-- ``announced``: ``segment.recorded`` is committed to the outbox: ready to upload.
-- ``uploaded`` / ``receipted``: the collector has it / its signed receipt is stored here.
-- ``deleted``: the local file is gone — only ever from ``receipted``.
+The states and the table are in ``catalog_schema.py``, the row types in ``segments.py`` (both
+re-exported here).
 
 One connection serialised by a lock, so any thread may call; the recorder calls from its worker
 threads, never with a long transaction.
@@ -30,165 +21,17 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
+from edge_agent.recording.catalog_schema import ALLOWED_FROM, MIGRATIONS, SegmentState, migrate
 from edge_agent.recording.errors import SpoolError, SpoolStateError
+from edge_agent.recording.segments import SegmentOpening, SpooledSegment
 from protocol.clock import Clock
-from protocol.recording import SignedManifest, StreamKind
+from protocol.recording import SignedManifest
 
 log = logging.getLogger(__name__)
-
-
-class SegmentState(StrEnum):
-    WRITING = "writing"
-    CLOSED = "closed"
-    RECORDED = "recorded"
-    ANNOUNCED = "announced"
-    UPLOADED = "uploaded"
-    RECEIPTED = "receipted"
-    DELETED = "deleted"
-    CORRUPT = "corrupt"
-
-
-_STATES = ", ".join(f"'{s.value}'" for s in SegmentState)
-MIGRATIONS: tuple[str, ...] = (
-    f"""
-    CREATE TABLE streams (
-        stream TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        last_seq INTEGER NOT NULL,
-        last_manifest_sha256 TEXT
-    );
-    CREATE TABLE segments (
-        stream TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        codec TEXT NOT NULL,
-        container TEXT NOT NULL,
-        recording_id TEXT NOT NULL,
-        boot_id TEXT NOT NULL,
-        path TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ({_STATES})),
-        start_mono REAL NOT NULL,
-        start_at TEXT NOT NULL,
-        end_mono REAL,
-        end_at TEXT,
-        clock_synced INTEGER NOT NULL,
-        pre_roll_s REAL NOT NULL DEFAULT 0,
-        alarm INTEGER NOT NULL DEFAULT 0,
-        partial INTEGER NOT NULL DEFAULT 0,
-        size INTEGER,
-        sha256 TEXT,
-        manifest TEXT,
-        manifest_sha256 TEXT,
-        upload_url TEXT,
-        receipt TEXT,
-        delete_reason TEXT,
-        created_at TEXT NOT NULL,
-        closed_at TEXT,
-        recorded_at TEXT,
-        announced_at TEXT,
-        uploaded_at TEXT,
-        receipted_at TEXT,
-        deleted_at TEXT,
-        PRIMARY KEY (stream, seq)
-    );
-    CREATE INDEX segments_by_state ON segments (state, alarm DESC, start_mono);
-    """,
-)
-
-_FROM: dict[SegmentState, tuple[SegmentState, ...]] = {
-    SegmentState.CLOSED: (SegmentState.WRITING,),
-    SegmentState.RECORDED: (SegmentState.WRITING, SegmentState.CLOSED),
-    SegmentState.ANNOUNCED: (SegmentState.RECORDED,),
-    SegmentState.UPLOADED: (SegmentState.RECORDED, SegmentState.ANNOUNCED),
-    SegmentState.RECEIPTED: (SegmentState.RECORDED, SegmentState.ANNOUNCED, SegmentState.UPLOADED),
-    SegmentState.DELETED: (SegmentState.RECEIPTED,),
-    SegmentState.CORRUPT: (SegmentState.RECORDED, SegmentState.ANNOUNCED, SegmentState.UPLOADED),
-}
-
-
-@dataclass(frozen=True)
-class SegmentOpening:
-    """What is known when a segment is opened (and all that recovery needs)."""
-
-    stream: str
-    kind: StreamKind
-    seq: int
-    codec: str
-    recording_id: UUID
-    boot_id: UUID
-    path: str
-    """Relative to the spool directory: the final name (the ``.part`` adds a suffix)."""
-    start_mono: float
-    start_at: datetime
-    clock_synced: bool
-    pre_roll_s: float
-    container: str = "mpegts"
-
-
-@dataclass(frozen=True)
-class SpooledSegment:
-    stream: str
-    seq: int
-    kind: StreamKind
-    codec: str
-    container: str
-    recording_id: UUID
-    boot_id: UUID
-    path: str
-    state: SegmentState
-    start_mono: float
-    start_at: datetime
-    end_mono: float | None
-    end_at: datetime | None
-    clock_synced: bool
-    pre_roll_s: float
-    alarm: bool
-    partial: bool
-    size: int | None
-    sha256: str | None
-    manifest: SignedManifest | None
-    manifest_sha256: str | None
-    upload_url: str | None
-    receipt: str | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> SpooledSegment:
-        def when(value: str | None) -> datetime | None:
-            return None if value is None else datetime.fromisoformat(value)
-
-        manifest = row["manifest"]
-        return cls(
-            stream=row["stream"],
-            seq=row["seq"],
-            kind=StreamKind(row["kind"]),
-            codec=row["codec"],
-            container=row["container"],
-            recording_id=UUID(row["recording_id"]),
-            boot_id=UUID(row["boot_id"]),
-            path=row["path"],
-            state=SegmentState(row["state"]),
-            start_mono=row["start_mono"],
-            start_at=datetime.fromisoformat(row["start_at"]),
-            end_mono=row["end_mono"],
-            end_at=when(row["end_at"]),
-            clock_synced=bool(row["clock_synced"]),
-            pre_roll_s=row["pre_roll_s"],
-            alarm=bool(row["alarm"]),
-            partial=bool(row["partial"]),
-            size=row["size"],
-            sha256=row["sha256"],
-            manifest=None if manifest is None else SignedManifest.model_validate_json(manifest),
-            manifest_sha256=row["manifest_sha256"],
-            upload_url=row["upload_url"],
-            receipt=row["receipt"],
-        )
 
 
 class SpoolCatalog:
@@ -219,7 +62,7 @@ class SpoolCatalog:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=5000")
-            _migrate(connection)
+            migrate(connection)
         except sqlite3.Error as exc:
             os.close(lock_fd)
             raise SpoolError(f"cannot open spool catalog {path}: {exc}") from exc
@@ -481,7 +324,7 @@ class SpoolCatalog:
     def _transition_in(
         self, db: sqlite3.Connection, stream: str, seq: int, to: SegmentState, **fields: Any
     ) -> None:
-        allowed = _FROM[to]
+        allowed = ALLOWED_FROM[to]
         assignments = ", ".join(f"{name}=?" for name in ("state", *fields))
         marks = ", ".join("?" for _ in allowed)
         cursor = db.execute(
@@ -496,17 +339,4 @@ class SpoolCatalog:
             raise SpoolStateError(f"segment {stream}/{seq} cannot become {to.value} from {where}")
 
 
-def _migrate(connection: sqlite3.Connection) -> None:
-    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA user_version={number}")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        log.info("spool.migrated version=%d", number)
+__all__ = ["MIGRATIONS", "SegmentOpening", "SegmentState", "SpoolCatalog", "SpooledSegment"]
