@@ -1,0 +1,157 @@
+"""The collector's MQTT 5 client against a fake broker, for what a real Mosquitto never does or
+cannot show."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import pytest
+
+from collector.mqtt import (
+    BrokerAddress,
+    ConnectionLost,
+    MqttConnection,
+    PublishRefused,
+    SessionOptions,
+)
+from collector.mqtt.packets import PacketDecoder
+from protocol.clock import SystemClock
+from tests.mqtt_support import TIMEOUT, Inbox, eventually, fast_backoff, running
+
+# --- a broker that misbehaves -----------------------------------------------------------------
+
+
+class FakeBroker:
+    """A TCP server that answers CONNECT with ``connack`` and then sends ``after_connack``.
+
+    Only for what a real Mosquitto never does (malformed packets) or cannot show (how many
+    publishes a client has in flight)."""
+
+    def __init__(
+        self, after_connack: bytes = b"", connack: bytes = b"\x20\x03\x00\x00\x00"
+    ) -> None:
+        self.connack = connack
+        self.after_connack = after_connack
+        self.connections: list[bytearray] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received = bytearray()
+        self.connections.append(received)
+        self.writers.append(writer)
+        received += await reader.read(1024)  # the CONNECT
+        writer.write(self.connack + self.after_connack)
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(1024):
+                received += chunk
+        writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+
+async def test_malformed_packet_is_a_protocol_error_then_reconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeBroker(after_connack=bytes.fromhex("30 ff ff ff ff 01"))
+    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    inbox = Inbox()
+    conn = MqttConnection(
+        BrokerAddress("127.0.0.1", fake.port),
+        SessionOptions("victim"),
+        subscriptions=[],
+        on_messages=inbox,
+        clock=SystemClock(),
+        backoff=fast_backoff(),
+    )
+    with caplog.at_level(logging.ERROR, logger="collector.mqtt.client"):
+        async with fake.server, running(conn, connected=False) as task:
+            await eventually(lambda: conn.stats.protocol_errors >= 2, what="two protocol errors")
+            assert not task.done()  # run() survives and keeps reconnecting
+            assert len(fake.connections) >= 2
+            # We told the broker why: DISCONNECT with reason 0x81 (malformed packet).
+            await eventually(lambda: fake.connections[0].endswith(b"\xe0\x01\x81"))
+    assert any(r.getMessage().startswith("mqtt.protocol_error") for r in caplog.records)
+    assert inbox.messages == []
+
+
+async def test_packet_larger_than_our_maximum_is_a_protocol_error() -> None:
+    huge_publish = bytes((0x30,)) + bytes.fromhex("80 80 80 01")  # 2 MiB announced
+    fake = FakeBroker(after_connack=huge_publish)
+    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    conn = MqttConnection(
+        BrokerAddress("127.0.0.1", fake.port),
+        SessionOptions("victim", max_packet_size=1024 * 1024),
+        subscriptions=[],
+        on_messages=Inbox(),
+        clock=SystemClock(),
+        backoff=fast_backoff(),
+    )
+    async with fake.server, running(conn, connected=False):
+        await eventually(lambda: conn.stats.protocol_errors >= 1, what="protocol error")
+        await eventually(lambda: fake.connections[0].endswith(b"\xe0\x01\x95"))
+
+
+async def test_server_disconnect_is_logged_with_its_reason_then_reconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeBroker(after_connack=bytes.fromhex("e0 01 8e"))  # session taken over
+    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    conn = MqttConnection(
+        BrokerAddress("127.0.0.1", fake.port),
+        SessionOptions("taken"),
+        subscriptions=[],
+        on_messages=Inbox(),
+        clock=SystemClock(),
+        backoff=fast_backoff(),
+        name="taken",
+    )
+    with caplog.at_level(logging.WARNING, logger="collector.mqtt.client"):
+        async with fake.server, running(conn, connected=False):
+            await eventually(lambda: len(fake.connections) >= 2, what="reconnect")
+    assert conn.stats.protocol_errors == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        m.startswith("mqtt.server_disconnect name=taken")
+        and "reason=0x8e (session taken over)" in m
+        for m in messages
+    )
+
+
+async def test_receive_maximum_limits_publishes_in_flight() -> None:
+    # CONNACK with Receive Maximum 2. (Mosquitto acknowledges at once, so it cannot show this.)
+    fake = FakeBroker(connack=bytes.fromhex("20 06 00 00 03 21 0002"))
+    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    conn = MqttConnection(
+        BrokerAddress("127.0.0.1", fake.port),
+        SessionOptions("limited"),
+        subscriptions=[],
+        on_messages=Inbox(),
+        clock=SystemClock(),
+    )
+
+    def published() -> list[bytes]:
+        return [m.payload for m in PacketDecoder().feed(bytes(fake.connections[0])).messages]
+
+    async with fake.server, running(conn):
+        futures = [conn.publish("t/q", str(i).encode(), qos=1) for i in range(5)]
+        await eventually(lambda: len(published()) == 2, what="two publishes")
+        await asyncio.sleep(0.2)  # a negative check: nothing more goes out without a PUBACK
+        assert published() == [b"0", b"1"]
+        fake.writers[0].write(bytes.fromhex("40 02 0001"))  # PUBACK for packet id 1
+        await asyncio.wait_for(futures[0], TIMEOUT)
+        await eventually(lambda: len(published()) == 3, what="the third publish")
+        fake.writers[0].write(bytes.fromhex("40 03 0002 97"))  # quota exceeded
+        with pytest.raises(PublishRefused) as refused:
+            await asyncio.wait_for(futures[1], TIMEOUT)
+        assert refused.value.reason_code == 0x97
+        await eventually(lambda: published() == [b"0", b"1", b"2", b"3"], what="the fourth")
+        assert not futures[4].done()
+    with pytest.raises(ConnectionLost):  # still queued when the connection closed
+        await futures[4]
