@@ -148,8 +148,9 @@ class MqttLink:
         self._wake()
 
     def _wake(self) -> None:
-        # The flag spares a syscall per message; the thread clears it before draining the queue,
-        # so a message appended after the drain always finds it clear and wakes the thread again.
+        # The flag spares a syscall per message; the thread clears it after reading the wake-up
+        # bytes and before draining the queue, so a message appended after the drain always finds
+        # it clear and wakes the thread again.
         if self._wake_pending:
             return
         self._wake_pending = True
@@ -266,12 +267,15 @@ class MqttLink:
         return client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _drain_wakes(self) -> None:
-        self._wake_pending = False
         try:
             while self._wake_r.recv(4096):
                 pass
         except BlockingIOError:
             pass
+        # Cleared only once the socket is empty, and before the queue is drained: a wake-up
+        # byte sent meanwhile and read above must not leave the flag set with no byte behind it
+        # (every later message would then wait for the idle timeout).
+        self._wake_pending = False
 
     def _publish_queued(self, client: paho.Client) -> None:
         # Called on the network thread, so paho writes each message straight to the socket.
