@@ -139,7 +139,9 @@ def _status(device_id: str, state: str, boot_no: int, conn_no: int) -> bytes:
 async def test_a_late_last_will_never_overrides_a_newer_online(
     broker: MosquittoBroker, collector: RunningCollector, tmp_path: Path
 ) -> None:
-    room = make_room(broker.url, collector.url, tmp_path, heartbeat_s=4)
+    # Heartbeats a minute apart: one arriving just after the Will would (rightly) bring the
+    # device back online before we could look.
+    room = make_room(broker.url, collector.url, tmp_path, keepalive_s=60, heartbeat_s=60)
     await started_room(room, collector.url)
     await room.stop()
     await room.start()  # boot 2
@@ -147,6 +149,8 @@ async def test_a_late_last_will_never_overrides_a_newer_online(
         await eventually(lambda: _online(collector, room.device_id), what="boot 2 online")
         detail = await _connection(collector, room.device_id)
         assert detail["boot_no"] == 2
+        current_conn = detail["conn_no"]  # 1 unless a first connect attempt failed under load
+        assert isinstance(current_conn, int)
         # The broker delivers boot 1's Last Will only now.
         topic = f"custos/v1/dev/{room.device_id}/status"
         await mosquitto_pub(
@@ -160,7 +164,7 @@ async def test_a_late_last_will_never_overrides_a_newer_online(
         assert (await _connection(collector, room.device_id))["connection"] == "online"
         # A Will of the current connection, by contrast, is believed.
         await mosquitto_pub(
-            broker.port, topic, _status(room.device_id, "offline", 2, 1), retain=True
+            broker.port, topic, _status(room.device_id, "offline", 2, current_conn), retain=True
         )
         await _time_until(collector, room.device_id, "offline", timeout=10)
     finally:
