@@ -166,14 +166,22 @@ EventBodyType = (
 EventBody = Annotated[EventBodyType, Field(discriminator="type")]
 
 ALARM_EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {InputEventType.PANIC_PRESSED.value, InputEventType.TAMPER_OPENED.value, "segment.corrupt"}
+    {
+        InputEventType.PANIC_PRESSED.value,
+        InputEventType.TAMPER_OPENED.value,
+        # The end of an alarm travels with it: queued behind ordinary events, a reset would leave
+        # the collector believing the button still pressed, and a second press would raise nothing.
+        InputEventType.PANIC_RESET.value,
+        InputEventType.TAMPER_CLOSED.value,
+        "segment.corrupt",
+    }
 )
 ALARM_COMPONENT_REASONS: Final[frozenset[str]] = frozenset({"covered", "muted", "disk full"})
 
 
 def is_alarm(body: EventBodyType) -> bool:
-    """Alarm-class events jump the agent's queue and travel on ``…/alarm``: panic, tamper, a
-    covered camera, a muted microphone, a full disk, a corrupted recording."""
+    """Alarm-class events jump the agent's queue and travel on ``…/alarm``: panic and tamper (and
+    their ends), a covered camera, a muted microphone, a full disk, a corrupted recording."""
     if body.type in ALARM_EVENT_TYPES:
         return True
     return isinstance(body, ComponentChanged) and body.reason in ALARM_COMPONENT_REASONS

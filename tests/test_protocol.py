@@ -63,6 +63,9 @@ def test_an_event_survives_the_wire_and_knows_it_is_an_alarm() -> None:
     assert decoded == envelope
     assert decoded.is_alarm
     assert not _envelope(body=InputEvent(type=InputEventType.DOOR_OPENED, input="door")).is_alarm
+    # An alarm's end travels with it, so it never waits behind ordinary events.
+    assert _envelope(body=InputEvent(type=InputEventType.PANIC_RESET, input="panic")).is_alarm
+    assert _envelope(body=InputEvent(type=InputEventType.TAMPER_CLOSED, input="tamper")).is_alarm
 
 
 def test_times_are_converted_to_utc_and_naive_times_are_refused() -> None:
