@@ -270,6 +270,40 @@ async def test_a_failing_then_hanging_webhook_is_retried_and_the_alert_still_arr
             await room.stop()
 
 
+async def test_a_burst_of_transitions_reaches_the_webhook_once_each_and_in_order(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    async with alerting(broker, tmp_path) as setup:
+        room = await _room(setup, broker, tmp_path)
+        try:
+            for _ in range(6):  # an enclosure rattled open and shut, then the panic button
+                room.act("tamper.open")
+                await asyncio.sleep(0.1)
+                room.act("tamper.close")
+                await asyncio.sleep(0.1)
+            room.act("panic.press")
+            await asyncio.sleep(0.1)
+            room.act("panic.release")
+            await setup.wait_for("panic", "updated")
+
+            def ids(messages: list[dict[str, Any]]) -> list[int]:
+                return [int(m["transition_id"]) for m in messages]
+
+            async def caught_up() -> bool:
+                sent = ids(setup.subscriber.messages)
+                return bool(sent) and sorted(ids(setup.receiver.received)) == sorted(sent)
+
+            await eventually(caught_up, what="the webhook caught up with MQTT")
+            await asyncio.sleep(1.0)  # nothing more (a duplicate) comes after
+            received = ids(setup.receiver.received)
+            assert received == sorted(set(received)), "each once, in the order they happened"
+            assert sorted(received) == sorted(ids(setup.subscriber.messages))
+            assert setup.receiver.attempts == len(received)
+            assert len(received) >= 5  # a burst, not one transition (the engine folds some)
+        finally:
+            await room.stop()
+
+
 async def test_acknowledging_an_unknown_or_closed_alert_is_a_clear_error(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:

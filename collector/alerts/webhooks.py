@@ -2,7 +2,11 @@
 
 Each endpoint gets its transitions in order, one at a time; a failure (an error status, a
 timeout, a refused connection) is retried with capped exponential backoff until
-``give_up_after_s``. Requests carry an HMAC-SHA256 of ``"<timestamp>.<body>"`` so a receiver can
+``give_up_after_s``. A success is recorded without waiting for the database writer (which may be
+busy with a batch of heartbeats): the next delivery goes out at once, and until the record is
+committed the delivery is kept out of the next read so it is not sent twice. A crash before the
+record is committed sends it again after the restart (at least once: receivers de-duplicate by
+``X-Custos-Delivery``). Requests carry an HMAC-SHA256 of ``"<timestamp>.<body>"`` so a receiver can
 check both the sender and, against the timestamp, a replay:
 
     X-Custos-Timestamp: 1795300000
@@ -12,6 +16,7 @@ check both the sender and, against the timestamp, a replay:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -28,6 +33,9 @@ from protocol.backoff import Backoff
 from protocol.clock import Clock, wait_event
 
 log = logging.getLogger(__name__)
+
+READ_AHEAD = 50
+"""Deliveries read at once per endpoint: a burst of transitions goes out without a read each."""
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -84,16 +92,24 @@ class WebhookDispatcher:
     async def _serve(self, endpoint: WebhookEndpoint, http: aiohttp.ClientSession) -> None:
         wake = self._wake[endpoint.name]
         secret = endpoint.secret()
+        recording: set[int] = set()
+        """Delivered, and the record of it not yet committed."""
         while True:
-            delivery = await self.readers.run(lambda db: _next_pending(db, endpoint.name))
-            if delivery is None:
+            read = functools.partial(
+                _pending, endpoint=endpoint.name, limit=READ_AHEAD + len(recording)
+            )
+            pending = await self.readers.run(read)
+            batch = [delivery for delivery in pending if delivery.id not in recording]
+            if not batch:
                 await wait_event(wake, self.clock, None)
                 wake.clear()
                 continue
-            wait = (delivery.next_attempt_at - self.clock.now()).total_seconds()
-            if wait > 0:
-                await self.clock.sleep(wait)
-            await self._attempt(endpoint, secret, delivery, http)
+            for delivery in batch:
+                wait = (delivery.next_attempt_at - self.clock.now()).total_seconds()
+                if wait > 0:
+                    await self.clock.sleep(wait)
+                if not await self._attempt(endpoint, secret, delivery, http, recording):
+                    break  # in order: nothing after a failed delivery goes before it
 
     async def _attempt(
         self,
@@ -101,7 +117,8 @@ class WebhookDispatcher:
         secret: bytes | None,
         delivery: _Delivery,
         http: aiohttp.ClientSession,
-    ) -> None:
+        recording: set[int],
+    ) -> bool:
         now = self.clock.now()
         timestamp = int(now.timestamp())
         headers = {
@@ -130,8 +147,10 @@ class WebhookDispatcher:
             status.delivered += 1
             status.consecutive_failures = 0
             status.last_success_at = now
-            await self.writer.submit(lambda db: _delivered(db, delivery.id, status_code, now))
-            return
+            recording.add(delivery.id)
+            record = self.writer.submit(lambda db: _delivered(db, delivery.id, status_code, now))
+            record.add_done_callback(lambda done: _recorded(done, delivery.id, recording))
+            return True
         status.failures += 1
         status.consecutive_failures += 1
         status.last_failure_at = now
@@ -145,6 +164,7 @@ class WebhookDispatcher:
         await self.writer.submit(
             lambda db: _failed(db, delivery.id, status_code, error or "", retry_at, gave_up=give_up)
         )
+        return False
 
     async def endpoint_report(self) -> list[dict[str, object]]:
         counts = await self.readers.run(_counts)
@@ -175,23 +195,31 @@ class WebhookDispatcher:
         return report
 
 
-def _next_pending(db: sqlite3.Connection, endpoint: str) -> _Delivery | None:
-    row = db.execute(
+def _recorded(done: asyncio.Future[None], delivery_id: int, recording: set[int]) -> None:
+    recording.discard(delivery_id)
+    if not done.cancelled() and done.exception() is not None:
+        # Still pending in the database: it will be sent again (at least once, never lost).
+        log.error("webhook.record_failed delivery=%d error=%r", delivery_id, done.exception())
+
+
+def _pending(db: sqlite3.Connection, endpoint: str, limit: int) -> list[_Delivery]:
+    rows = db.execute(
         "SELECT d.id, d.attempts, d.created_at, d.next_attempt_at, t.transition, t.payload "
         "FROM webhook_deliveries d JOIN alert_transitions t ON t.id = d.transition_id "
-        "WHERE d.endpoint = ? AND d.state = 'pending' ORDER BY d.id LIMIT 1",
-        (endpoint,),
-    ).fetchone()
-    if row is None:
-        return None
-    return _Delivery(
-        id=row[0],
-        attempts=row[1],
-        created_at=datetime.fromisoformat(row[2]),
-        next_attempt_at=datetime.fromisoformat(row[3]),
-        transition=row[4],
-        payload=row[5].encode(),
-    )
+        "WHERE d.endpoint = ? AND d.state = 'pending' ORDER BY d.id LIMIT ?",
+        (endpoint, limit),
+    ).fetchall()
+    return [
+        _Delivery(
+            id=row[0],
+            attempts=row[1],
+            created_at=datetime.fromisoformat(row[2]),
+            next_attempt_at=datetime.fromisoformat(row[3]),
+            transition=row[4],
+            payload=row[5].encode(),
+        )
+        for row in rows
+    ]
 
 
 def _delivered(db: sqlite3.Connection, delivery_id: int, status: int | None, now: datetime) -> None:
