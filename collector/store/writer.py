@@ -4,12 +4,20 @@ The event loop only hands over chunks of raw messages (``offer``) and jobs (``su
 validates, writes and commits them in batched transactions, alarms first, and hands each committed
 result back to the loop. A failed commit is rolled back, the in-memory state is rebuilt from the
 database, and the same batch is tried again: messages are never dropped because a commit failed.
+
+Alarms never wait behind heartbeat load: waiting alarms make a batch of their own, and a batch of
+ordinary messages is cut to about ``batch_budget_s`` of this thread's CPU time (at the cost per
+message of the last batches), so an alarm that arrives meanwhile waits for about that much work —
+and so do the jobs (API calls, webhook bookkeeping), which run between batches. CPU time, not
+wall time: on a busy machine the wall time of a batch grows with the load, and batches cut by it
+would shrink just when their fixed costs (a commit, an ack per device) matter most.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -46,6 +54,7 @@ class DbWriter:
         *,
         max_batch: int = 2000,
         tick_s: float = 1.0,
+        batch_budget_s: float = 0.1,
     ) -> None:
         self._db = connection
         self.processor = processor
@@ -53,6 +62,10 @@ class DbWriter:
         self._on_result: Callable[[BatchResult], None] = lambda result: None
         self._max_batch = max_batch
         self._tick_s = tick_s
+        self._budget_s = batch_budget_s
+        self.seconds_per_message = 0.0
+        """The writer thread's CPU time per ordinary message in the last batches, the commit's
+        share included (0 until the first batch)."""
         self._alarms: deque[Chunk] = deque()
         self._normal: deque[Chunk] = deque()
         self._jobs: deque[tuple[Job, asyncio.Future[object]]] = deque()
@@ -120,11 +133,14 @@ class DbWriter:
             while True:
                 self._wake.wait(max(0.0, min(self._tick_s, next_tick - self._clock.monotonic())))
                 self._wake.clear()
-                chunks = self._take()
+                chunks, alarms = self._take()
                 if chunks:
+                    started = time.thread_time()
                     self._post(
                         self._commit_retrying(functools.partial(self.processor.process, chunks))
                     )
+                    if not alarms:
+                        self._learn(time.thread_time() - started, chunks)
                     if self._alarms or self._normal:
                         self._wake.set()
                 self._run_jobs()
@@ -148,16 +164,40 @@ class DbWriter:
         heads = [queue[0].received_mono for queue in (self._alarms, self._normal) if queue]
         return min(heads) if heads else None
 
-    def _take(self) -> list[Chunk]:
+    def _take(self) -> tuple[list[Chunk], bool]:
+        """The next batch, and whether it is one of alarms: waiting alarms go alone (not topped
+        up with heartbeats), ordinary chunks up to the budget."""
+        alarms = bool(self._alarms)
+        queue = self._alarms if alarms else self._normal
+        limit = self._max_batch if alarms else self._ordinary_limit()
         taken: list[Chunk] = []
         count = 0
-        for queue in (self._alarms, self._normal):
-            while queue and count < self._max_batch:
-                chunk = queue.popleft()
-                taken.append(chunk)
-                count += len(chunk.messages)
+        while queue and count < limit:
+            chunk = queue.popleft()
+            room = limit - count
+            if len(chunk.messages) > room:
+                # One socket read of a firehose can hold more than a budget: the rest waits at
+                # the head of the queue, in order, for the next batch.
+                queue.appendleft(dataclasses.replace(chunk, messages=chunk.messages[room:]))
+                chunk = dataclasses.replace(chunk, messages=chunk.messages[:room])
+            taken.append(chunk)
+            count += len(chunk.messages)
         self._taken += count
-        return taken
+        return taken, alarms
+
+    def _ordinary_limit(self) -> int:
+        if self.seconds_per_message <= 0:
+            return self._max_batch
+        return max(1, min(self._max_batch, int(self._budget_s / self.seconds_per_message)))
+
+    def _learn(self, seconds: float, chunks: list[Chunk]) -> None:
+        """Follow the cost per message (it depends on the load: how many heartbeats fold, how
+        many are events), smoothed so one slow batch does not halve the next."""
+        messages = sum(len(chunk.messages) for chunk in chunks)
+        if messages:
+            cost = seconds / messages
+            previous = self.seconds_per_message
+            self.seconds_per_message = cost if previous <= 0 else 0.7 * previous + 0.3 * cost
 
     def _commit_retrying(self, work: Callable[[], BatchResult]) -> BatchResult:
         backoff = Backoff(initial=0.2, maximum=10.0)
