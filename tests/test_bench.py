@@ -22,7 +22,10 @@ from bench.report import SCHEMA, RunInfo, document, table
 from bench.runner import discover, run_one, select
 from bench.tools import spawn
 
-EXPECTED = {"ingest", "fleet", "agent-footprint", "agent-publish"}
+EXPECTED = {
+    "ingest", "fleet", "agent-footprint", "agent-publish",
+    "alert-latency", "offline-detection", "upload-throughput", "recording-start",
+}  # fmt: skip
 
 
 def _only_json(directory: Path) -> dict[str, Any]:
@@ -139,3 +142,78 @@ def test_runner_stops_what_a_benchmark_started(tmp_path: Path) -> None:
     doc = json.loads(json.dumps(document([ok, failed], info)))
     assert [b["error"] for b in doc["benchmarks"]] == [None, "BenchError: could not measure"]
     assert doc["results"][0]["ratio"] == 0.75 and doc["results"][0]["met"] is True
+
+
+ROWS_OF = {
+    "alert-latency": [
+        f"alert -> {sink} p99, {when}"
+        for sink in ("MQTT", "webhook")
+        for when in ("idle", "2x load", "2x load / idle")
+    ],
+    "offline-detection": [
+        "offline detection, silent (SIGSTOP), median",
+        "offline detection, silent (SIGSTOP), worst",
+        "offline detection, crash (SIGKILL), worst",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROWS_OF))
+def test_quick_run_produces_the_rows(tmp_path: Path, name: str) -> None:
+    """``python -m bench --only NAME --quick``: everything it starts is stopped, the run ends
+    with status 0 and the JSON holds each of its rows, measured (a number, not a skip)."""
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", name, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    data = _only_json(out)
+    assert [(b["name"], b["error"], b["skipped"]) for b in data["benchmarks"]] == [
+        (name, None, None)
+    ]
+    assert [result["name"] for result in data["results"]] == ROWS_OF[name]
+    for result in data["results"]:
+        assert result["benchmark"] == name and result["skipped"] is None
+        assert isinstance(result["figure"]["value"], float)
+        assert isinstance(result["reference"]["value"], float)
+        assert result["goal"] is not None or result["name"].endswith(", idle")
+    assert all(line in completed.stdout for line in ROWS_OF[name])
+
+
+EVIDENCE_ROWS = {
+    "upload-throughput": {"upload throughput / slowest stage": "MB/s"},
+    "recording-start": {
+        "recording start: door -> first new frame on disk": "ms",
+        "recording start: pre-roll before the door opened": "s",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVIDENCE_ROWS))
+def test_quick_run_of_an_evidence_benchmark(tmp_path: Path, name: str) -> None:
+    """``python -m bench --only NAME --quick`` for the upload and recording benchmarks: status
+    0, and each row measured against its reference in the same unit (no figure is judged)."""
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", name, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    data = _only_json(out)
+    assert [(b["name"], b["error"], b["skipped"]) for b in data["benchmarks"]] == [
+        (name, None, None)
+    ]
+    rows = {result["name"]: result for result in data["results"]}
+    assert {row: result["figure"]["unit"] for row, result in rows.items()} == EVIDENCE_ROWS[name]
+    for row, result in rows.items():
+        assert result["figure"]["value"] > 0 and result["reference"]["value"] > 0
+        assert result["reference"]["unit"] == result["figure"]["unit"]
+        assert result["ratio"] == pytest.approx(
+            result["figure"]["value"] / result["reference"]["value"]
+        )
+        assert row in completed.stdout
