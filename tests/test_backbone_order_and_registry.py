@@ -10,7 +10,14 @@ from pathlib import Path
 
 from protocol.backoff import Backoff
 from simulators.broker import MosquittoBroker
-from tests.helpers import RunningCollector, eventually, make_room, running_collector, started_room
+from tests.helpers import (
+    RunningCollector,
+    eventually,
+    make_room,
+    outbox_rows,
+    running_collector,
+    started_room,
+)
 
 
 async def test_an_alarm_jumps_the_backlog(broker: MosquittoBroker, tmp_path: Path) -> None:
@@ -27,10 +34,14 @@ async def test_an_alarm_jumps_the_backlog(broker: MosquittoBroker, tmp_path: Pat
             await asyncio.sleep(0.055)
         room.act("panic.press")
         await asyncio.sleep(0.2)
+        # What the agent wrote (on a loaded machine its debounce may fold a few door toggles).
+        written = outbox_rows(tmp_path / room.device_id)
+        doors = sum(kind.startswith("door.") for _, kind, _ in written)
+        assert doors >= 200 and any(kind == "panic.pressed" for _, kind, _ in written)
         async with running_collector(broker.url, tmp_path / "first") as collector:
 
             async def all_stored() -> bool:
-                return int(collector.query("SELECT COUNT(*) FROM events")[0][0]) >= 302
+                return int(collector.query("SELECT COUNT(*) FROM events")[0][0]) >= len(written)
 
             await eventually(all_stored, what="backlog and panic stored")
         watcher.terminate()
@@ -48,7 +59,7 @@ async def test_an_alarm_jumps_the_backlog(broker: MosquittoBroker, tmp_path: Pat
     first_topic, first_payload = sent_after[0]
     assert first_topic.endswith("/alarm")
     assert json.loads(first_payload)["body"]["type"] == "panic.pressed"
-    assert sum(topic.endswith("/event") for topic, _ in sent_after) >= 256  # the backlog came after
+    assert sum(topic.endswith("/event") for topic, _ in sent_after) >= doors  # the backlog after
 
 
 async def test_devices_listed_in_a_registry_file_are_enrolled_at_start(
