@@ -7,8 +7,10 @@ press (just before the mock pin changes) and both arrivals.
     python -m bench.alert_probe --broker URL --collector URL --data DIR --devices ID[,ID]
         --webhook-port N --secret-file F --idle N --loaded N --loaded-max-s S
 
-One press at a time: the next press waits until this one's ``raised`` transition has reached both
-the subscriber and the receiver (or ``--timeout-s`` passed: a miss counts as that long). The cycle
+At most ``--concurrent`` presses (4), each in its own room, are waiting for their alert at once:
+a press counts once its ``raised`` transition has reached both the subscriber and the receiver
+(or ``--timeout-s`` passed: a miss counts as that long). Sites have many rooms, and one press at
+a time would leave far fewer than 1,000 presses in a bounded loaded phase. The cycle
 of a room, chosen so that every press raises a *new* alert (a panic alert is latched: pressing
 again while it is open only updates it): press → ``raised`` → acknowledge through the API →
 release → the reset ends the condition of an acknowledged alert → ``cleared``; only then is that
@@ -164,6 +166,7 @@ class Cycler:
     collector: str
     timeout_s: float
     gap_s: float
+    concurrent: int = 1
     _order: list[Slot] = field(default_factory=list)
     _next: int = 0
     _lifecycles: set[asyncio.Task[None]] = field(default_factory=set)
@@ -177,18 +180,26 @@ class Cycler:
         phase = Phase()
         started = time.monotonic()
         deadline = started + max_s
+        in_flight: set[asyncio.Task[None]] = set()
         for _ in range(presses):
+            while len(in_flight) >= self.concurrent:
+                await asyncio.wait(set(in_flight), return_when=asyncio.FIRST_COMPLETED)
             waiting = time.monotonic()
             slot = await self._free_slot(deadline)
             phase.waited_for_room_s += time.monotonic() - waiting
             if slot is None:
                 phase.stopped_by = "time" if time.monotonic() >= deadline else "no usable room"
                 break
-            await self._press(slot, phase)
+            slot.free.clear()  # taken now, before the press task runs
+            task = asyncio.get_running_loop().create_task(self._press(slot, phase), name="press")
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
             if time.monotonic() >= deadline:
                 phase.stopped_by = "time"
                 break
             await asyncio.sleep(random.uniform(0.0, self.gap_s))
+        if in_flight:
+            await asyncio.wait(set(in_flight))
         phase.seconds = time.monotonic() - started
         return phase
 
@@ -329,6 +340,7 @@ async def _phases(args: argparse.Namespace, tracker: Tracker, go: asyncio.Event)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         cycler = Cycler(tracker, http, args.collector, args.timeout_s, args.gap_s)
         await cycler.run(len(tracker.slots), 30.0)  # untimed: every room through one cycle
+        cycler.concurrent = args.concurrent
         await cycler.settle(args.timeout_s * 2)
         _write_json(args.data / "ready.json", {"rooms": len(tracker.slots)})
         idle = await cycler.run(args.idle, args.idle_max_s)
@@ -365,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loaded", type=int, default=1000)
     parser.add_argument("--loaded-max-s", type=float, default=60.0)
     parser.add_argument("--timeout-s", type=float, default=10.0)
+    parser.add_argument(
+        "--concurrent", type=int, default=4, help="presses (in different rooms) awaited at once"
+    )
     parser.add_argument("--gap-s", type=float, default=0.01, help="random pause between presses")
     args = parser.parse_args(argv)
     args.data.mkdir(parents=True, exist_ok=True)
