@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -31,7 +31,6 @@ from edge_agent.recording.port import MediaRecorder, RecorderDeps, RecorderFacto
 from edge_agent.recording.unavailable import UnavailableRecorder
 from edge_agent.room.controller import RoomController
 from edge_agent.sensing.inputs import InputWatcher
-from edge_agent.storage.services import SpoolServices, build_spool_services
 from edge_agent.storage.space import SpaceGuard, recording_guard
 from edge_agent.system.clocksync import ClockProbe
 from edge_agent.uplink.link import (
@@ -56,6 +55,9 @@ from protocol.messages import (
     ComponentState,
 )
 from protocol.topics import COLLECTOR_STATUS_TOPIC
+
+if TYPE_CHECKING:
+    from edge_agent.storage.services import SpoolServices
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,10 @@ class Agent:
         media = await self._recorder(config, identity, events, space)
         spool = None
         if media.catalog is not None:
+            # Imported here: the uploader brings aiohttp and cryptography (about 25 MB), which an
+            # agent whose recorder keeps no spool never needs.
+            from edge_agent.storage.services import build_spool_services
+
             spool = build_spool_services(
                 config, self.options.data_dir, media.catalog, clock=self._clock, emit=events.record
             )

@@ -118,3 +118,18 @@ def test_every_command_has_help(module: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: custos-")
+
+
+HEAVY = ("numpy", "av", "cryptography", "aiohttp", "sounddevice", "picamera2")
+"""Media, signing and HTTP libraries: tens of MB of resident memory, needed only once a recorder and
+its spool's uploader are built, so importing the agent must not load them (the RSS budget)."""
+
+
+@pytest.mark.parametrize("module", ["edge_agent.wiring", "simulators.room"])
+def test_the_idle_agent_imports_no_media_signing_or_http_library(module: str) -> None:
+    script = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [], f"importing {module} loads {result.stdout.strip()}"
