@@ -19,6 +19,7 @@ INSERT_EVENTS = (
     "INSERT INTO events (device_id, seq, boot_id, type, alarm, at, mono, clock_synced, "
     "received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+UPDATE_ACKED = "UPDATE device_state SET acked_seq = ? WHERE device_id = ?"
 
 
 class EventIngest:
@@ -119,12 +120,14 @@ class EventIngest:
         """Persist each touched device's contiguous mark and build the acks to publish after the
         commit: ``upto`` plus, in ``also``, what this batch settled above a gap."""
         acks = []
+        marks = []
         for device_id, seqs in batch.ack_devices.items():
-            tracker = devices[device_id].tracker
-            self._db.execute(
-                "UPDATE device_state SET acked_seq = ? WHERE device_id = ?",
-                (tracker.upto, device_id),
-            )
+            runtime = devices[device_id]
+            tracker = runtime.tracker
+            if tracker.upto != runtime.acked_stored:
+                # Only a moved mark is written: a resent duplicate rewrites no row.
+                marks.append((tracker.upto, device_id))
+                runtime.acked_stored = tracker.upto
             above = sorted(seq for seq in seqs if seq > tracker.upto)
             for start in range(0, max(len(above), 1), MAX_ACK_EXTRA):
                 acks.append(
@@ -135,4 +138,5 @@ class EventIngest:
                         at=now,
                     )
                 )
+        self._db.executemany(UPDATE_ACKED, marks)
         return acks

@@ -84,14 +84,17 @@ class IngestProcessor:
                 order_key=(boot_no or 0, conn_no or 0, 0 if connection is Connection.ONLINE else 1),
                 boot_id=boot_id,
                 tracker=SeqTracker(acked),
+                acked_stored=acked,
                 # A full heartbeat period of grace after a collector restart, for everyone.
                 last_heartbeat_mono=now_mono,
                 heartbeat_interval_s=interval,
             )
         for table in ("events", "quarantine"):
+            # Device by device, a range of the (device_id, seq) index: a plain JOIN is planned
+            # as a scan of every row ever stored, and this runs after every failed commit too.
             above = self._db.execute(
-                f"SELECT t.device_id, t.seq FROM {table} t JOIN device_state s "  # noqa: S608
-                "ON s.device_id = t.device_id WHERE t.seq > s.acked_seq ORDER BY t.seq"
+                f"SELECT s.device_id, t.seq FROM device_state s CROSS JOIN {table} t "  # noqa: S608
+                "ON t.device_id = s.device_id AND t.seq > s.acked_seq ORDER BY t.seq"
             ).fetchall()
             for device_id, seq in above:
                 devices[device_id].tracker.commit(seq)

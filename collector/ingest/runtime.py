@@ -38,6 +38,8 @@ class DeviceRuntime:
     order_key: tuple[int, int, int] = (0, 0, 0)
     boot_id: str | None = None
     tracker: SeqTracker = field(default_factory=SeqTracker)
+    acked_stored: int = 0
+    """``acked_seq`` as in ``device_state``: the mark is written only when it moves."""
     # Heartbeat freshness, on the collector's monotonic clock.
     last_heartbeat_mono: float = 0.0
     heartbeat_interval_s: float | None = None
