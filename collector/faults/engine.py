@@ -71,8 +71,10 @@ class FaultEngine:
         self._skew_limit = clock_skew_limit_ms
         self.devices: dict[str, DeviceHealth] = {}
         self._open: dict[str, OpenFault] = {}
-        self._pending: dict[str, datetime] = {}
-        """Bad conditions not opened yet (grace period), with when they started."""
+        self._open_of: dict[str, dict[str, OpenFault]] = {}
+        """The open faults again, by device: evaluating one device must not scan the fleet's."""
+        self._pending: dict[str, dict[str, datetime]] = {}
+        """By device, bad conditions not opened yet (grace period), with when they started."""
         self._quiet_until = clock.now()
 
     # --- state ----------------------------------------------------------------------------------
@@ -96,7 +98,9 @@ class FaultEngine:
                 }
             device.clock_skew_ms = skew
             device.clock_skewed = skew is not None and abs(skew) > self._skew_limit
-        self._open = {fault.key: fault for fault in self._store.load_open()}
+        self._open, self._open_of = {}, {}
+        for fault in self._store.load_open():
+            self._add_open(fault)
         self._pending = {}
         self.regained_sight()
 
@@ -143,7 +147,7 @@ class FaultEngine:
             if deadline is not None and deadline <= now:
                 self._evaluate(device, now)
         if self._pending and now >= self._quiet_until:
-            for device_id in {key.split(":", 1)[0] for key in self._pending}:
+            for device_id in list(self._pending):
                 self._evaluate(self._device(device_id), now)
         stable = timedelta(seconds=self.policy.stable_s)
         for fault in list(self._open.values()):
@@ -156,24 +160,21 @@ class FaultEngine:
 
     def _evaluate(self, device: DeviceHealth, now: datetime) -> None:
         bad = fault_conditions(device, now, self.policy)
+        pending = self._pending.pop(device.device_id, {})
         for key, condition in bad.items():
             fault = self._open.get(key)
             if fault is not None:
                 self._still_bad(fault, condition, now)
                 continue
-            since = self._pending.setdefault(key, now)
+            since = pending.setdefault(key, now)
             if now >= self._quiet_until:
-                del self._pending[key]
+                del pending[key]
                 self._open_fault(device, condition, since, now)
-        prefix = f"{device.device_id}:"
-        for key in [k for k in self._pending if k.startswith(prefix) and k not in bad]:
-            del self._pending[key]
-        for fault in self._open.values():
-            if (
-                fault.device_id == device.device_id
-                and fault.key not in bad
-                and not fault.healthy_since
-            ):
+        pending = {key: since for key, since in pending.items() if key in bad}
+        if pending:
+            self._pending[device.device_id] = pending
+        for fault in list(self._open_of.get(device.device_id, {}).values()):
+            if fault.key not in bad and not fault.healthy_since:
                 fault.healthy_since = now
                 self._store.update(fault.id, healthy_since=now.isoformat())
                 self._store.log(fault.id, now, "healthy", None, "reported healthy again")
@@ -202,7 +203,7 @@ class FaultEngine:
         )
         if earlier is not None:
             fault = self._store.reopen(earlier, condition)
-            self._open[fault.key] = fault
+            self._add_open(fault)
             self._store.log(fault.id, now, "reopened", None, condition.reason)
             log.warning("faults.reopened id=%d key=%s", fault.id, fault.key)
             return
@@ -219,7 +220,7 @@ class FaultEngine:
             restore_by=restore_by,
             window_id=window.id if window else None,
         )
-        self._open[fault.key] = fault
+        self._add_open(fault)
         detail = f"{condition.type}: {condition.reason or condition.component}"
         if window is not None:
             detail += f" (maintenance window {window.id}: {window.reason})"
@@ -232,8 +233,16 @@ class FaultEngine:
             window is not None,
         )
 
+    def _add_open(self, fault: OpenFault) -> None:
+        self._open[fault.key] = fault
+        self._open_of.setdefault(fault.device_id, {})[fault.key] = fault
+
     def _restore(self, fault: OpenFault, now: datetime, out: list[AlertMessage]) -> None:
         del self._open[fault.key]
+        of_device = self._open_of[fault.device_id]
+        del of_device[fault.key]
+        if not of_device:
+            del self._open_of[fault.device_id]
         self._store.update(fault.id, state="restored", restored_at=now.isoformat())
         self._store.log(fault.id, now, "restored", None, f"healthy for {self.policy.stable_s:g} s")
         log.info("faults.restored id=%d key=%s", fault.id, fault.key)
