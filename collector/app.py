@@ -22,7 +22,7 @@ from collector.alerts.tamper import TamperAlerts
 from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
 from collector.api.errors import auth_middleware, errors_middleware
-from collector.enrollment import enroll, read_registry_file
+from collector.enrollment import enroll_many, read_registry_file
 from collector.evidence import EVIDENCE, setup_evidence
 from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
 from collector.faults import api as faults_api
@@ -146,8 +146,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     intake.listeners.append(lambda result: delivery.deliver(result.alerts))
     writer.start(loop, intake.on_result)
     if settings.registry_file is not None:
-        for enrollment in read_registry_file(settings.registry_file):
-            await enroll(writer, enrollment, clock)
+        await enroll_many(writer, read_registry_file(settings.registry_file), clock)
         log.info("collector.registry_loaded file=%s", settings.registry_file)
     intake_task = loop.create_task(intake.run(), name="mqtt-intake")
     alert_tasks = [

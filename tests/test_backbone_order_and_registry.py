@@ -80,6 +80,25 @@ async def test_devices_listed_in_a_registry_file_are_enrolled_at_start(
         assert listing["devices"][0]["name"] == "讯问室 1"
 
 
+async def test_a_large_registry_file_is_enrolled_whole(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Enrolled a few hundred per transaction: every device, the last included, is known."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        "".join(
+            f'[[devices]]\ndevice_id = "wr-{n:04d}"\nsite = "north"\nroom = "waiting-{n}"\n'
+            'room_kind = "waiting"\n\n'
+            for n in range(1201)
+        ),
+        encoding="utf-8",
+    )
+    async with running_collector(broker.url, tmp_path / "c", registry_file=registry) as collector:
+        listing = await collector.api("/api/v1/devices?site=north")
+        ids = sorted(d["device_id"] for d in listing["devices"])
+        assert ids == [f"wr-{n:04d}" for n in range(1201)]
+
+
 async def test_the_enroll_command_talks_to_a_running_collector(collector: RunningCollector) -> None:
     async def cli(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
