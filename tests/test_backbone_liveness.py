@@ -139,14 +139,22 @@ def _status(device_id: str, state: str, boot_no: int, conn_no: int) -> bytes:
 async def test_a_late_last_will_never_overrides_a_newer_online(
     broker: MosquittoBroker, collector: RunningCollector, tmp_path: Path
 ) -> None:
-    # Heartbeats a minute apart: one arriving just after the Will would (rightly) bring the
-    # device back online before we could look.
+    # A heartbeat arriving just after the Will would (rightly) bring the device back online
+    # before we could look: heartbeats a minute apart, and boot 2's first one (sent right after
+    # its connect) received before any Will is injected.
     room = make_room(broker.url, collector.url, tmp_path, keepalive_s=60, heartbeat_s=60)
     await started_room(room, collector.url)
     await room.stop()
     await room.start()  # boot 2
     try:
         await eventually(lambda: _online(collector, room.device_id), what="boot 2 online")
+
+        async def first_heartbeat() -> bool:
+            detail = await _connection(collector, room.device_id)
+            heartbeat = detail["heartbeat"]
+            return isinstance(heartbeat, dict) and heartbeat["boot_id"] == detail["boot_id"]
+
+        await eventually(first_heartbeat, what="boot 2's first heartbeat")
         detail = await _connection(collector, room.device_id)
         assert detail["boot_no"] == 2
         current_conn = detail["conn_no"]  # 1 unless a first connect attempt failed under load
