@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.alerts.policy import AlertPolicy
 from collector.alerts.roomstate import STATE_EVENT_TYPES, RoomState, restore
 from collector.alerts.rules import Condition, RuleSet
+from collector.alerts.store import AlertStore, OpenAlert
 from collector.faults.maintenance import MaintenanceCalendar
 from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReport, StatusChange
@@ -42,26 +41,6 @@ class AlertError(JobRejectedError):
         self.status = status
 
 
-@dataclass
-class OpenAlert:
-    id: int
-    key: str
-    rule: str
-    device_id: str | None
-    site: str | None
-    room: str | None
-    severity: Severity
-    level: int
-    state: AlertState
-    latched: bool
-    condition_active: bool
-    title: str
-    detail: str
-    occurrences: int
-    raised_at: datetime
-    next_escalation_at: datetime | None
-
-
 class AlertEngine:
     def __init__(
         self,
@@ -72,6 +51,7 @@ class AlertEngine:
         maintenance: MaintenanceCalendar | None = None,
     ) -> None:
         self._db = db
+        self._store = AlertStore(db, policy)
         self._maintenance = maintenance or MaintenanceCalendar()
         self._registry = registry
         self._policy = policy
@@ -90,7 +70,7 @@ class AlertEngine:
         for device_id in self._registry.device_ids():
             self._room(device_id)
         restore(self._db, self.rooms)
-        self._open = {alert.key: alert for alert in self._load_open()}
+        self._open = {alert.key: alert for alert in self._store.load_open()}
         self._active = {}
         for alert in self._open.values():
             if alert.condition_active and alert.device_id is not None:
@@ -101,8 +81,7 @@ class AlertEngine:
         # Re-judge every room at the first tick: whatever changed while away is reported once.
         epoch = datetime.min.replace(tzinfo=self._clock.now().tzinfo)
         self._deadlines = dict.fromkeys(self.rooms, epoch)
-        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM alert_transitions").fetchone()
-        self._next_transition = int(row[0]) + 1
+        self._next_transition = self._store.last_transition_id() + 1
 
     def open_alerts(self) -> list[OpenAlert]:
         return list(self._open.values())
@@ -158,11 +137,11 @@ class AlertEngine:
             ):
                 if alert.level >= escalation.max_level:
                     alert.next_escalation_at = None
-                    self._save(alert, now)
+                    self._store.save(alert, now)
                     continue
                 alert.level += 1
                 alert.next_escalation_at = now + timedelta(seconds=escalation.after_s)
-                self._save(alert, now)
+                self._store.save(alert, now)
                 log.warning(
                     "alerts.escalated id=%d key=%s level=%d", alert.id, alert.key, alert.level
                 )
@@ -198,12 +177,7 @@ class AlertEngine:
         now = self._clock.now()
         alert.state = AlertState.ACKNOWLEDGED
         alert.next_escalation_at = None
-        self._db.execute(
-            "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?, ack_comment = ? "
-            "WHERE id = ?",
-            (now.isoformat(), actor, comment, alert.id),
-        )
-        self._save(alert, now)
+        self._store.acknowledge(alert, now, actor, comment)
         messages = [
             self._transition(alert, Transition.ACKNOWLEDGED, now, actor=actor, comment=comment)
         ]
@@ -220,10 +194,10 @@ class AlertEngine:
         for alert in self._open.values():
             if alert.id == alert_id:
                 return alert
-        row = self._db.execute("SELECT state FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        if row is None:
+        state = self._store.state_of(alert_id)
+        if state is None:
             raise AlertError(404, f"no alert {alert_id}")
-        raise AlertError(409, f"alert {alert_id} is already {row[0]}")
+        raise AlertError(409, f"alert {alert_id} is already {state}")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -282,7 +256,7 @@ class AlertEngine:
         if condition.severity.rank > alert.severity.rank:
             alert.severity = condition.severity
         alert.detail = condition.detail
-        self._save(alert, now)
+        self._store.save(alert, now)
         out.append(self._transition(alert, Transition.UPDATED, now))
 
     def _condition_ended(self, key: str, now: datetime, out: list[AlertMessage]) -> None:
@@ -291,7 +265,7 @@ class AlertEngine:
             return
         if alert.latched and alert.state is AlertState.RAISED:
             alert.condition_active = False
-            self._save(alert, now)
+            self._store.save(alert, now)
             out.append(self._transition(alert, Transition.UPDATED, now, comment="condition ended"))
             return
         out.append(self._close(alert, now, "condition ended"))
@@ -302,11 +276,7 @@ class AlertEngine:
         alert.state = AlertState.CLEARED
         alert.next_escalation_at = None
         del self._open[alert.key]
-        self._db.execute(
-            "UPDATE alerts SET state = 'cleared', next_escalation_at = NULL, updated_at = ?, "
-            "cleared_at = ?, cleared_by = ?, clear_reason = ? WHERE id = ?",
-            (now.isoformat(), now.isoformat(), actor, reason, alert.id),
-        )
+        self._store.clear(alert, now, actor, reason)
         log.info("alerts.cleared id=%d key=%s reason=%s", alert.id, alert.key, reason)
         return self._transition(alert, Transition.CLEARED, now, actor=actor, comment=reason)
 
@@ -315,39 +285,10 @@ class AlertEngine:
     ) -> OpenAlert:
         escalation = self._policy.escalation
         escalates = condition.severity in escalation.severities and escalation.max_level > 0
-        cursor = self._db.execute(
-            "INSERT INTO alerts (dedup_key, rule, device_id, site, room, severity, level, state, "
-            "latched, condition_active, title, detail, occurrences, raised_at, updated_at, "
-            "next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, 0, 'raised', ?, ?, ?, ?, 1, ?, ?, ?)",
-            (
-                condition.key, condition.rule, room.device_id, room.site, room.room,
-                condition.severity.value, int(condition.latched), int(active), condition.title,
-                condition.detail, now.isoformat(), now.isoformat(),
-                (now + timedelta(seconds=escalation.after_s)).isoformat() if escalates else None,
-            ),
-        )  # fmt: skip
-        alert = OpenAlert(
-            id=int(cursor.lastrowid or 0), key=condition.key, rule=condition.rule,
-            device_id=room.device_id, site=room.site, room=room.room, severity=condition.severity,
-            level=0, state=AlertState.RAISED, latched=condition.latched, condition_active=active,
-            title=condition.title, detail=condition.detail, occurrences=1, raised_at=now,
-            next_escalation_at=now + timedelta(seconds=escalation.after_s) if escalates else None,
-        )  # fmt: skip
+        escalate_at = now + timedelta(seconds=escalation.after_s) if escalates else None
+        alert = self._store.insert(condition, room, now, active=active, escalate_at=escalate_at)
         self._open[alert.key] = alert
         return alert
-
-    def _save(self, alert: OpenAlert, now: datetime) -> None:
-        self._db.execute(
-            "UPDATE alerts SET severity = ?, level = ?, state = ?, condition_active = ?, "
-            "detail = ?, "
-            "occurrences = ?, updated_at = ?, next_escalation_at = ? WHERE id = ?",
-            (
-                alert.severity.value, alert.level, alert.state.value, int(alert.condition_active),
-                alert.detail, alert.occurrences, now.isoformat(),
-                alert.next_escalation_at.isoformat() if alert.next_escalation_at else None,
-                alert.id,
-            ),
-        )  # fmt: skip
 
     def _transition(
         self,
@@ -367,45 +308,5 @@ class AlertEngine:
             comment=comment,
         )  # fmt: skip
         self._next_transition += 1
-        self._db.execute(
-            "INSERT INTO alert_transitions (id, alert_id, at, transition, payload) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                message.transition_id,
-                alert.id,
-                now.isoformat(),
-                transition.value,
-                message.model_dump_json(),
-            ),
-        )
-        self._enqueue_webhooks(message, now)
+        self._store.record_transition(message, now)
         return message
-
-    def _enqueue_webhooks(self, message: AlertMessage, now: datetime) -> None:
-        rows = [
-            (hook.name, message.transition_id, now.isoformat(), now.isoformat())
-            for hook in self._policy.webhooks
-            if message.severity.rank >= hook.min_severity.rank and message.level >= hook.min_level
-        ]
-        if rows:
-            self._db.executemany(
-                "INSERT INTO webhook_deliveries (endpoint, transition_id, state, created_at, "
-                "next_attempt_at) VALUES (?, ?, 'pending', ?, ?)",
-                rows,
-            )
-
-    def _load_open(self) -> Iterable[OpenAlert]:
-        rows = self._db.execute(
-            "SELECT id, dedup_key, rule, device_id, site, room, severity, level, state, latched, "
-            "condition_active, title, detail, occurrences, raised_at, next_escalation_at "
-            "FROM alerts WHERE state != 'cleared'"
-        ).fetchall()
-        for row in rows:
-            yield OpenAlert(
-                id=row[0], key=row[1], rule=row[2], device_id=row[3], site=row[4], room=row[5],
-                severity=Severity(row[6]), level=row[7], state=AlertState(row[8]),
-                latched=bool(row[9]),
-                condition_active=bool(row[10]), title=row[11], detail=row[12], occurrences=row[13],
-                raised_at=datetime.fromisoformat(row[14]),
-                next_escalation_at=datetime.fromisoformat(row[15]) if row[15] else None,
-            )  # fmt: skip
