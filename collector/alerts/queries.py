@@ -6,6 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from collector.store import filters
+
 OPEN_STATES = ("raised", "acknowledged")
 
 
@@ -18,18 +20,14 @@ def list_alerts(
     device: str | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if state == "open":
-        clauses.append("state IN ('raised', 'acknowledged')")
-    elif state:
-        clauses.append("state = ?")
-        params.append(state)
-    for column, value in (("severity", severity), ("site", site), ("device_id", device)):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, params = filters.where(
+        [
+            ("state", OPEN_STATES if state == "open" else state or None),
+            ("severity", severity or None),
+            ("site", site or None),
+            ("device_id", device or None),
+        ]
+    )
     params.append(limit)
     rows = db.execute(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", params).fetchall()  # noqa: S608
     return [_alert(row) for row in rows]

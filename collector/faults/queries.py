@@ -5,24 +5,21 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from collector.store import filters
+
 ACTIVE = ("open", "acknowledged")
 
 
 def list_faults(
     db: sqlite3.Connection, *, state: str | None, site: str | None, device: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if state == "active":
-        clauses.append("state IN ('open', 'acknowledged')")
-    elif state:
-        clauses.append("state = ?")
-        params.append(state)
-    for column, value in (("site", site), ("device_id", device)):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, params = filters.where(
+        [
+            ("state", ACTIVE if state == "active" else state or None),
+            ("site", site or None),
+            ("device_id", device or None),
+        ]
+    )
     params.append(limit)
     rows = db.execute(f"SELECT * FROM faults {where} ORDER BY id DESC LIMIT ?", params).fetchall()  # noqa: S608
     return [_fault(row) for row in rows]

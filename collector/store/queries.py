@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from collector.ingest.seqtrack import SeqTracker
+from collector.store import filters
 
 _DEVICE_COLUMNS = """
     d.device_id, d.site, d.room, d.room_kind, d.name, d.enrolled_at,
@@ -22,12 +23,9 @@ def list_devices(
     room: str | None = None,
     connection: str | None = None,
 ) -> list[dict[str, Any]]:
-    clauses, params = [], []
-    for column, value in (("d.site", site), ("d.room", room), ("s.connection", connection)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, params = filters.where(
+        [("d.site", site), ("d.room", room), ("s.connection", connection)]
+    )
     rows = db.execute(
         f"SELECT {_DEVICE_COLUMNS} FROM devices d JOIN device_state s USING (device_id) "  # noqa: S608
         f"{where} ORDER BY d.site, d.room, d.device_id",
