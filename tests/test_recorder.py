@@ -116,6 +116,21 @@ class Driver:
         await stopping
 
 
+async def record_once(
+    recorder: SegmentRecorder, clock: ManualClock, before_s: float, reason: str, during_s: float
+) -> None:
+    """With an opened recorder: ``before_s`` of pre-roll, a start for ``reason``, ``during_s`` of
+    recording, a stop as an empty room would ask, then close it."""
+    driver = Driver(clock, recorder)
+    try:
+        await driver.run(before_s)
+        await recorder.start(reason)
+        await driver.run(during_s)
+        await driver.stop("room empty")
+    finally:
+        await recorder.close()
+
+
 def manifests_of(events: list[EventBodyType]) -> list[SignedManifest]:
     return [e.manifest for e in events if isinstance(e, SegmentRecorded)]
 
@@ -241,14 +256,7 @@ async def _short_recording(data_dir: Path, config: AgentConfig) -> tuple[list[An
     events: list[EventBodyType] = []
     recorder = make_recorder(config, data_dir, clock, events.append)
     await recorder.open()
-    driver = Driver(clock, recorder)
-    try:
-        await driver.run(1.5)
-        await recorder.start("presence.detected")
-        await driver.run(2.5)
-        await driver.stop("room empty")
-    finally:
-        await recorder.close()
+    await record_once(recorder, clock, 1.5, "presence.detected", 2.5)
     return events, recorder.public_key_b64
 
 
@@ -284,14 +292,7 @@ async def test_an_unannounced_segment_is_announced_at_the_next_start_and_follows
     clock = ManualClock(monotonic_start=CLOCK_START)
     recorder = make_recorder(config, tmp_path, clock, broken_outbox)
     await recorder.open()
-    driver = Driver(clock, recorder)
-    try:
-        await driver.run(1.5)
-        await recorder.start("door.opened")
-        await driver.run(1.5)
-        await driver.stop("room empty")
-    finally:
-        await recorder.close()
+    await record_once(recorder, clock, 1.5, "door.opened", 1.5)
     assert len(failed) == 1
     assert [s.state for s in _catalog_segments(tmp_path)] == [SegmentState.RECORDED]
 
@@ -380,14 +381,7 @@ async def test_a_segment_cut_short_by_sigkill_is_sealed_flagged_and_announced_at
     recorder = make_recorder(config, tmp_path, clock, events.append)
     await recorder.open()
     recovered = manifests_of(events)
-    driver = Driver(clock, recorder)
-    try:
-        await driver.run(1.0)
-        await recorder.start("door.opened")
-        await driver.run(1.0)
-        await driver.stop("room empty")
-    finally:
-        await recorder.close()
+    await record_once(recorder, clock, 1.0, "door.opened", 1.0)
 
     assert list((tmp_path / SPOOL_DIR).glob("*/*.part")) == []
     first_seen = [m for m in before if m.parsed().seq == 1]

@@ -27,6 +27,7 @@ from tests.test_recorder import (
     assert_chained_and_signed,
     by_stream,
     manifests_of,
+    record_once,
     room_config,
 )
 
@@ -118,14 +119,7 @@ async def test_a_segment_whose_row_could_not_be_inserted_is_sealed_empty_not_ski
 
     monkeypatch.setattr(SpoolCatalog, "begin", lambda self, opening: flaky_begin(opening))
     await recorder.open()
-    driver = Driver(clock, recorder)
-    try:
-        await driver.run(1.0)
-        await recorder.start("door.opened")
-        await driver.run(7.0)
-        await driver.stop("room empty")
-    finally:
-        await recorder.close()
+    await record_once(recorder, clock, 1.0, "door.opened", 7.0)
 
     assert failed
     signed = manifests_of(events)
