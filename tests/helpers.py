@@ -19,6 +19,7 @@ from collector.app import create_app
 from collector.services import SERVICES, Services
 from collector.settings import CollectorSettings
 from collector.store.database import DB_FILE
+from protocol.clock import Clock
 from simulators.broker import free_port
 from simulators.room import RoomSpec, SimulatedRoom, room_config
 from simulators.site import enroll_rooms
@@ -97,7 +98,7 @@ class RunningCollector:
 
 @asynccontextmanager
 async def running_collector(
-    broker_url: str, data_dir: Path, **overrides: Any
+    broker_url: str, data_dir: Path, *, clock: Clock | None = None, **overrides: Any
 ) -> AsyncIterator[RunningCollector]:
     port = free_port()
     settings = CollectorSettings(
@@ -108,7 +109,7 @@ async def running_collector(
         tick_s=0.2,
         **overrides,
     )
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

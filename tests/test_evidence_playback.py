@@ -16,12 +16,11 @@ import numpy as np
 
 from protocol.recording import StreamKind
 from simulators.broker import MosquittoBroker
-from tests.helpers import RunningCollector, metric_value
+from tests.helpers import RunningCollector, metric_value, running_collector
 from tests.test_evidence_support import (
     DeviceKey,
     ShiftableClock,
     Stream,
-    collector_with_clock,
     enroll,
     evidence_service,
     segment_bytes,
@@ -124,7 +123,7 @@ async def test_a_purge_takes_the_playable_copy_with_the_original(
     clock = ShiftableClock()
     video = h264_segment()
     async with (
-        collector_with_clock(broker.url, tmp_path / "collector", clock) as collector,
+        running_collector(broker.url, tmp_path / "collector", clock=clock) as collector,
         aiohttp.ClientSession() as http,
     ):
         await enroll(collector, "ir-101")

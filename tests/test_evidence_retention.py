@@ -15,13 +15,12 @@ from pydantic import ValidationError
 from collector.cli import main as collector_main
 from collector.settings import CollectorSettings
 from simulators.broker import MosquittoBroker
-from tests.helpers import RunningCollector
+from tests.helpers import RunningCollector, running_collector
 from tests.test_evidence_support import (
     TUS,
     DeviceKey,
     ShiftableClock,
     Stream,
-    collector_with_clock,
     create_upload,
     enroll,
     evidence_service,
@@ -68,8 +67,8 @@ async def test_the_purge_removes_only_expired_segments_without_a_legal_hold(
 ) -> None:
     clock = ShiftableClock()
     async with (
-        collector_with_clock(
-            broker.url, tmp_path / "collector", clock, retention_days=400
+        running_collector(
+            broker.url, tmp_path / "collector", clock=clock, retention_days=400
         ) as collector,
         aiohttp.ClientSession() as http,
     ):
@@ -201,8 +200,8 @@ async def test_hold_requests_are_validated(collector: RunningCollector) -> None:
 async def test_an_abandoned_upload_expires(broker: MosquittoBroker, tmp_path: Path) -> None:
     clock = ShiftableClock()
     async with (
-        collector_with_clock(
-            broker.url, tmp_path / "collector", clock, upload_expiry_days=7
+        running_collector(
+            broker.url, tmp_path / "collector", clock=clock, upload_expiry_days=7
         ) as collector,
         aiohttp.ClientSession() as http,
     ):

@@ -4,32 +4,24 @@ injectable clock, tus requests, and events inserted through the database writer.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.app import create_app
 from collector.evidence import EVIDENCE
 from collector.evidence.service import EvidenceService
-from collector.settings import CollectorSettings
-from protocol.clock import Clock, SystemClock
+from protocol.clock import SystemClock
 from protocol.recording import SegmentManifest, SignedManifest, StreamKind
-from simulators.broker import free_port
-from tests.helpers import RunningCollector, eventually
+from tests.helpers import RunningCollector
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 UPLOADS = "/api/v1/uploads"
@@ -130,36 +122,6 @@ def evidence_service(running: RunningCollector) -> EvidenceService:
     service = running.app[EVIDENCE].service
     assert service is not None
     return service
-
-
-@asynccontextmanager
-async def collector_with_clock(
-    broker_url: str, data_dir: Path, clock: Clock, **overrides: Any
-) -> AsyncIterator[RunningCollector]:
-    """Like ``tests.helpers.running_collector``, with the clock injected."""
-    port = free_port()
-    settings = CollectorSettings(
-        broker=broker_url,
-        http_port=port,
-        data_dir=data_dir,
-        client_id=f"test-{uuid.uuid4().hex[:8]}",
-        tick_s=0.2,
-        **overrides,
-    )
-    app = create_app(settings, clock=clock)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    running = RunningCollector(f"http://127.0.0.1:{port}", app, settings)
-    try:
-        await eventually(
-            lambda: asyncio.sleep(0, running.services.intake.connected or None),
-            what="collector MQTT sessions",
-        )
-        yield running
-    finally:
-        await runner.cleanup()
 
 
 async def enroll(
