@@ -9,9 +9,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import NonNegativeInt, PositiveInt, StringConstraints
+from pydantic import StringConstraints
 
-from protocol.wire import SCHEMA_VERSION, DeviceId, ShortText, UtcDateTime, WireModel
+from protocol.wire import (
+    SCHEMA_VERSION,
+    DeviceId,
+    NonNegativeInt63,
+    PositiveInt63,
+    ShortText,
+    UtcDateTime,
+    WireModel,
+)
 
 
 class Severity(StrEnum):
@@ -47,13 +55,13 @@ class Transition(StrEnum):
 class AlertMessage(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["alert"] = "alert"
-    transition_id: PositiveInt
+    transition_id: PositiveInt63
     transition: Transition
-    alert_id: PositiveInt
+    alert_id: PositiveInt63
     rule: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
     dedup_key: ShortText
     severity: Severity
-    level: NonNegativeInt
+    level: NonNegativeInt63
     """Escalation level: 0 when raised, +1 at each escalation."""
     state: AlertState
     condition_active: bool
@@ -63,7 +71,7 @@ class AlertMessage(WireModel):
     room: ShortText | None = None
     title: ShortText
     detail: Annotated[str, StringConstraints(max_length=1000)]
-    occurrences: PositiveInt
+    occurrences: PositiveInt63
     raised_at: UtcDateTime
     at: UtcDateTime
     actor: ShortText | None = None

@@ -6,10 +6,10 @@ from enum import StrEnum
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
-from pydantic import Field, NonNegativeFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat
 
 from protocol.recording import SignedManifest
-from protocol.wire import ComponentId, Sha256Hex, ShortText, WireModel
+from protocol.wire import ComponentId, PositiveInt63, Sha256Hex, ShortText, WireModel
 
 
 class ComponentKind(StrEnum):
@@ -60,7 +60,7 @@ class AgentStarted(WireModel):
     type: Literal["agent.started"] = "agent.started"
     version: ShortText
     config_hash: Sha256Hex
-    boot_no: PositiveInt
+    boot_no: PositiveInt63
     previous_shutdown: Literal["clean", "unclean", "first"]
     inputs: Annotated[dict[ComponentId, bool], Field(max_length=32)] = Field(default_factory=dict)
     """Each input's state at start (``True``: open / motion / pressed)."""
@@ -135,7 +135,7 @@ class SegmentCorrupt(WireModel):
 
     type: Literal["segment.corrupt"] = "segment.corrupt"
     stream: ComponentId
-    seq: PositiveInt
+    seq: PositiveInt63
     expected_sha256: Sha256Hex
     actual_sha256: Sha256Hex | None = None
 
@@ -145,7 +145,7 @@ class SegmentDeleted(WireModel):
 
     type: Literal["segment.deleted"] = "segment.deleted"
     stream: ComponentId
-    seq: PositiveInt
+    seq: PositiveInt63
     reason: ShortText
 
 

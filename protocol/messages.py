@@ -14,8 +14,6 @@ from uuid import UUID
 from pydantic import (
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
     TypeAdapter,
 )
 
@@ -46,6 +44,8 @@ from protocol.wire import (
     SCHEMA_VERSION,
     ComponentId,
     DeviceId,
+    NonNegativeInt63,
+    PositiveInt63,
     Sha256Hex,
     ShortText,
     UtcDateTime,
@@ -76,8 +76,8 @@ class Status(WireModel):
     device_id: DeviceId
     state: DeviceState
     boot_id: UUID
-    boot_no: PositiveInt
-    conn_no: PositiveInt
+    boot_no: PositiveInt63
+    conn_no: PositiveInt63
     version: ShortText
     config_hash: Sha256Hex
     at: UtcDateTime
@@ -119,7 +119,7 @@ class ComponentHealth(WireModel):
 class SystemStats(WireModel):
     cpu_temp_c: float | None = None
     load_1m: NonNegativeFloat | None = None
-    restarts: NonNegativeInt = 0
+    restarts: NonNegativeInt63 = 0
     """Unclean restarts of the agent counted on this device."""
 
 
@@ -127,16 +127,16 @@ class UploadStats(WireModel):
     """The agent's recordings on their way to the collector (optional fields: older agents leave
     them out)."""
 
-    backlog_segments: NonNegativeInt
+    backlog_segments: NonNegativeInt63
     """Recorded segments without a verified receipt yet (corrupt ones not counted)."""
-    backlog_bytes: NonNegativeInt
+    backlog_bytes: NonNegativeInt63
     oldest_age_s: NonNegativeFloat | None = None
     """Age of the oldest segment without a receipt (since it started)."""
     last_receipt_at: UtcDateTime | None = None
     """When the last verified receipt was stored."""
-    corrupt_segments: NonNegativeInt | None = None
+    corrupt_segments: NonNegativeInt63 | None = None
     """Spooled segments that no longer match their manifest (never uploaded as good)."""
-    receipts_rejected: NonNegativeInt | None = None
+    receipts_rejected: NonNegativeInt63 | None = None
     """Receipts refused since the start (signed by another key, or not for this segment)."""
 
 
@@ -146,11 +146,11 @@ class ClockState(WireModel):
 
 
 class OutboxStats(WireModel):
-    depth: NonNegativeInt
-    alarm_depth: NonNegativeInt
+    depth: NonNegativeInt63
+    alarm_depth: NonNegativeInt63
     oldest_age_s: NonNegativeFloat | None = None
-    last_seq: NonNegativeInt
-    acked_seq: NonNegativeInt
+    last_seq: NonNegativeInt63
+    acked_seq: NonNegativeInt63
 
 
 class Heartbeat(WireModel):
@@ -166,6 +166,15 @@ class Heartbeat(WireModel):
     components: Annotated[dict[ComponentId, ComponentHealth], Field(max_length=64)]
     system: SystemStats | None = None
     uploads: UploadStats | None = None
+    rejected_inbound: (
+        Annotated[
+            dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], NonNegativeInt63],
+            Field(max_length=32),
+        ]
+        | None
+    ) = None
+    """Messages the agent received and refused since it started (acks, collector presence,
+    commands), by reason such as ``malformed_json`` or ``invalid``; absent while there are none."""
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ class EventEnvelope(WireModel):
     type: Literal["event"] = "event"
     device_id: DeviceId
     boot_id: UUID
-    seq: PositiveInt
+    seq: PositiveInt63
     at: UtcDateTime
     mono: NonNegativeFloat
     clock_synced: bool
@@ -204,8 +213,8 @@ class Ack(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["ack"] = "ack"
     device_id: DeviceId
-    upto: NonNegativeInt
-    also: Annotated[tuple[PositiveInt, ...], Field(max_length=MAX_ACK_EXTRA)] = ()
+    upto: NonNegativeInt63
+    also: Annotated[tuple[PositiveInt63, ...], Field(max_length=MAX_ACK_EXTRA)] = ()
     at: UtcDateTime
 
 

@@ -18,13 +18,15 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import NonNegativeFloat
 
 from protocol.wire import (
     SCHEMA_VERSION,
     Base64,
     ComponentId,
     DeviceId,
+    NonNegativeInt63,
+    PositiveInt63,
     Sha256Hex,
     ShortText,
     UtcDateTime,
@@ -45,7 +47,7 @@ class SegmentManifest(WireModel):
     stream: ComponentId
     """The camera's or the microphone's id: each is its own stream."""
     kind: StreamKind
-    seq: PositiveInt
+    seq: PositiveInt63
     """Per stream, never reused."""
     recording_id: UUID
     """The recording session (from a start to a stop) the segment belongs to."""
@@ -57,7 +59,7 @@ class SegmentManifest(WireModel):
     clock_synced: bool
     container: Literal["mpegts", "fmp4"]
     codec: ShortText
-    size: NonNegativeInt
+    size: NonNegativeInt63
     sha256: Sha256Hex
     prev_manifest_sha256: Sha256Hex | None = None
     """sha256 of the previous manifest's bytes in this stream; ``None`` for the first."""
@@ -107,8 +109,8 @@ class Receipt(WireModel):
     type: Literal["receipt"] = "receipt"
     device_id: DeviceId
     stream: ComponentId
-    seq: PositiveInt
-    size: NonNegativeInt
+    seq: PositiveInt63
+    size: NonNegativeInt63
     sha256: Sha256Hex
     manifest_sha256: Sha256Hex
     stored_at: UtcDateTime
