@@ -16,8 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from edge_agent import __version__
 from edge_agent.bridge import ThreadBridge
 from edge_agent.events import EventRecorder
@@ -33,6 +31,7 @@ from edge_agent.room.controller import RoomController
 from edge_agent.sensing.inputs import InputWatcher
 from edge_agent.storage.space import SpaceGuard, recording_guard
 from edge_agent.system.clocksync import ClockProbe
+from edge_agent.uplink.inbound import Inbound
 from edge_agent.uplink.link import (
     Identity,
     LinkDown,
@@ -42,19 +41,17 @@ from edge_agent.uplink.link import (
     LinkUp,
     MqttLink,
 )
+from edge_agent.uplink.presence import CollectorPresence
 from edge_agent.uplink.sender import OutboxSender
 from firmware_config.schema import AgentConfig
 from protocol.clock import Clock
 from protocol.messages import (
-    Ack,
     AgentStarted,
     AgentStopped,
-    CollectorStatus,
     ComponentHealth,
     ComponentKind,
     ComponentState,
 )
-from protocol.topics import COLLECTOR_STATUS_TOPIC
 
 if TYPE_CHECKING:
     from edge_agent.storage.services import SpoolServices
@@ -94,8 +91,9 @@ class AgentState:
     recorder: MediaRecorder
     media_health: MediaHealth
     system: SystemHealth
-    bad_acks: int = 0
-    collector: CollectorStatus | None = None
+    inbound: Inbound
+    """Every message from the broker goes through it; it counts what it refuses."""
+    presence: CollectorPresence
     spool: SpoolServices | None = None
     """The uploader, the disk policy and the spool monitor; ``None`` when the recorder keeps
     nothing on disk (simulated or unavailable recorder)."""
@@ -248,6 +246,12 @@ class Agent:
         for name in ("disk", "clock", "cpu"):
             health.register(name, functools.partial(system.component, name))
         health.register("uplink", lambda: _uplink_health(link))
+        presence = CollectorPresence(
+            resend=sender.resend_all, uploads_back=spool.collector_back if spool else None
+        )
+        inbound = Inbound(
+            identity.device_id, on_ack=sender.on_ack, on_collector_status=presence.observe
+        )
         heartbeat = HeartbeatLoop(
             identity,
             clock=self._clock,
@@ -258,6 +262,7 @@ class Agent:
             clock_probe=self._probe,
             system=system.stats,
             uploads=spool.upload_stats if spool else None,
+            rejected_inbound=inbound.rejections.counts,
         )
         return AgentState(
             identity=identity,
@@ -274,6 +279,8 @@ class Agent:
             recorder=media,
             media_health=media_health,
             system=system,
+            inbound=inbound,
+            presence=presence,
             spool=spool,
         )
 
@@ -308,56 +315,23 @@ class Agent:
             await self._clock.sleep(0.05)
 
     async def _dispatch_link(self, events: ThreadBridge[LinkEvent]) -> None:
+        while True:
+            self.on_link_event(await events.get())
+
+    def on_link_event(self, event: LinkEvent) -> None:
+        """What the link reports, handled on the loop; an incoming message never raises here."""
         assert self.state is not None
         state = self.state
-        while True:
-            event = await events.get()
-            if isinstance(event, LinkUp):
-                state.sender.link_up()
-                state.heartbeat.send_soon()
-            elif isinstance(event, LinkDown):
-                state.sender.link_down()
-                log.warning("agent.link_down reason=%s", event.reason)
-            elif isinstance(event, LinkMessage):
-                self._on_message(event)
-
-    def _on_message(self, message: LinkMessage) -> None:
-        assert self.state is not None
-        if message.topic == COLLECTOR_STATUS_TOPIC:
-            self._on_collector_status(message.payload)
-            return
-        if message.topic != self.state.link.ack_topic:
-            log.info("agent.command_ignored topic=%s", message.topic)
-            return
-        try:
-            ack = Ack.model_validate_json(message.payload)
-        except ValidationError as exc:
-            self.state.bad_acks += 1
-            log.error("agent.bad_ack errors=%d first=%s", exc.error_count(), exc.errors()[0]["msg"])
-            return
-        if ack.device_id != self.state.identity.device_id:
-            self.state.bad_acks += 1
-            log.error("agent.bad_ack reason=foreign_device device=%s", ack.device_id)
-            return
-        self.state.sender.on_ack(ack)
-
-    def _on_collector_status(self, payload: bytes) -> None:
-        assert self.state is not None
-        try:
-            status = CollectorStatus.model_validate_json(payload)
-        except ValidationError:
-            log.warning("agent.bad_collector_status size=%d", len(payload))
-            return
-        previous = self.state.collector
-        self.state.collector = status
-        back = status.state == "online" and (
-            previous is None or previous.state != "online" or previous.instance != status.instance
-        )
-        log.info("agent.collector state=%s instance=%s", status.state, status.instance)
-        if back:
-            self.state.sender.resend_all()
-            if self.state.spool is not None:
-                self.state.spool.collector_back()
+        if isinstance(event, LinkUp):
+            state.sender.link_up(event.conn_no)
+            state.heartbeat.send_soon()
+        elif isinstance(event, LinkDown):
+            state.sender.link_down()
+            log.warning("agent.link_down reason=%s", event.reason)
+        elif isinstance(event, LinkMessage):
+            state.inbound.handle(event)
+        else:
+            state.inbound.unreadable(event.detail)
 
     async def _dispatch_edges(self, parts: AgentState) -> None:
         while True:

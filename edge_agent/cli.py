@@ -20,33 +20,51 @@ def _parser() -> argparse.ArgumentParser:
         description="The Custos edge agent: watches one custody room and reports to the collector.",
     )
     parser.add_argument("--version", action="version", version=f"custos-agent {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do"
+    )
 
-    run = commands.add_parser("run", help="run the agent for the room described by CONFIG")
+    run = commands.add_parser(
+        "run",
+        help="run the agent for the room described by CONFIG",
+        description="Run the agent for the room described by CONFIG until SIGTERM or Ctrl-C.",
+    )
     run.add_argument(
         "config",
         type=Path,
         nargs="?",
         default=os.environ.get("CUSTOS_AGENT_CONFIG"),
-        help="device config file (TOML); env CUSTOS_AGENT_CONFIG",
+        metavar="CONFIG",
+        help="device config file (TOML) (env CUSTOS_AGENT_CONFIG)",
     )
     run.add_argument(
         "--data-dir",
         type=Path,
         default=os.environ.get("CUSTOS_AGENT_DATA"),
-        help="override storage.data_dir of the config; env CUSTOS_AGENT_DATA",
+        help="override storage.data_dir of the config (env CUSTOS_AGENT_DATA)",
     )
-    run.add_argument("--log-level", default=os.environ.get("CUSTOS_LOG_LEVEL", "info"))
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("CUSTOS_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
+    )
     run.add_argument(
         "--log-format",
         choices=("json", "text"),
         default=os.environ.get("CUSTOS_LOG_FORMAT", "text"),
+        help="log lines as text or one JSON object each, for journald and collectors of logs "
+        "(env CUSTOS_LOG_FORMAT; default %(default)s)",
     )
 
     check = commands.add_parser(
-        "check-config", help="validate device config files; print every problem with its field path"
+        "check-config",
+        help="validate device config files; print every problem with its field path",
+        description="Validate device config files; print every problem with its field path. "
+        "Exits 1 if any file is invalid.",
     )
-    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    check.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="device config file (TOML)"
+    )
     return parser
 
 

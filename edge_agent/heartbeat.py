@@ -35,6 +35,7 @@ class HeartbeatLoop:
         clock_probe: ClockProbe,
         system: Callable[[], SystemStats] | None = None,
         uploads: Callable[[], UploadStats] | None = None,
+        rejected_inbound: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self._identity = identity
         self._clock = clock
@@ -45,6 +46,7 @@ class HeartbeatLoop:
         self._probe = clock_probe
         self._system = system
         self._uploads = uploads
+        self._rejected_inbound = rejected_inbound
         self._started = clock.monotonic()
         self._topic = device_topic(identity.device_id, TopicKind.HEARTBEAT)
         self._now = asyncio.Event()
@@ -65,6 +67,7 @@ class HeartbeatLoop:
             components=self._health.snapshot(),
             system=self._system() if self._system else None,
             uploads=self._uploads() if self._uploads else None,
+            rejected_inbound=(self._rejected_inbound() or None) if self._rejected_inbound else None,
         )
 
     async def run(self) -> None:

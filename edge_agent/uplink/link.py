@@ -5,7 +5,8 @@
 - Each connection attempt uses a fresh paho client, so paho's in-memory queue of a dead connection
   is dropped with it: the durable outbox, not paho, decides what gets (re)sent.
 - Reconnects back off exponentially with jitter (``protocol.backoff``).
-- Everything the link learns is posted to the asyncio loop through a ``ThreadBridge``.
+- Everything the link learns is posted to the asyncio loop through a ``ThreadBridge``; a message
+  it cannot read becomes a ``LinkUnreadable``, never an exception in paho's loop.
 - Only the network thread touches paho. ``publish`` queues the message and wakes the thread (one
   wake per batch, not per message); the thread drives paho's external-loop API (``loop_read``,
   ``loop_write``, ``loop_misc``) around its own ``select``, so paho needs no internal socket pair
@@ -70,9 +71,19 @@ class LinkDown:
 class LinkMessage:
     topic: str
     payload: bytes
+    retained: bool = False
+    """Delivered because the agent (re)subscribed, not forwarded live: MQTT 5 sets the retain
+    flag only on those (the subscriptions leave Retain As Published off)."""
 
 
-LinkEvent = LinkUp | LinkDown | LinkMessage
+@dataclass(frozen=True)
+class LinkUnreadable:
+    """A message the link could not turn into a ``LinkMessage`` (a topic that is not UTF-8)."""
+
+    detail: str
+
+
+LinkEvent = LinkUp | LinkDown | LinkMessage | LinkUnreadable
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,11 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def conn_no(self) -> int:
+        """The current connection (or the attempt under way): ``LinkUp`` carries the same."""
+        return self._conn_no
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool:
         """Queue a message for the current connection; ``False`` if there is none. A message
@@ -337,4 +353,13 @@ class MqttLink:
         self._events.post(LinkUp(conn_no))
 
     def _on_message(self, client: paho.Client, conn_no: int, message: paho.MQTTMessage) -> None:
-        self._events.post(LinkMessage(message.topic, bytes(message.payload)))
+        # An exception here would leave paho's loop_read and end the network thread for good.
+        self._events.post(link_event_of(message))
+
+
+def link_event_of(message: paho.MQTTMessage) -> LinkMessage | LinkUnreadable:
+    """What the loop is told of one received message; never raises."""
+    try:
+        return LinkMessage(message.topic, bytes(message.payload), retained=bool(message.retain))
+    except Exception as exc:  # paho decodes the topic lazily: invalid UTF-8 raises here
+        return LinkUnreadable(f"{type(exc).__name__}: {exc}")

@@ -5,7 +5,9 @@
 - What stays unacknowledged for ``resend_after`` is published again; while the collector makes no
   progress that interval doubles (up to a cap), so an absent collector is not flooded.
 - A new connection starts over: everything unacknowledged is sent again (duplicates are no-ops at
-  the collector, a loss is not).
+  the collector, a loss is not). Nothing is published on a connection before the loop has been
+  told of it (``link_up``): the link reports ``connected`` from its own thread a moment earlier,
+  and a pump in between would send the backlog once before that resend and once with it.
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> bool: ...
 
 
+class ConnectionPublisher(Publisher, Protocol):
+    @property
+    def conn_no(self) -> int:
+        """Which connection ``connected`` and ``publish`` are about (+1 per connection)."""
+        ...
+
+
 class OutboxSender:
     def __init__(
         self,
         outbox: Outbox,
-        publisher: Publisher,
+        publisher: ConnectionPublisher,
         device_id: str,
         clock: Clock,
         *,
@@ -49,6 +58,8 @@ class OutboxSender:
         self._max_resend = max(max_resend_after_s, resend_after_s)
         self._resend_after = resend_after_s
         self._inflight: dict[int, float] = {}
+        self._conn_no: int | None = None
+        """The connection the loop was told of (``link_up``); ``None`` while it is down."""
         self._cursor = 0
         """The highest non-alarm seq published in this round: the next ones come after it."""
         self._wake = asyncio.Event()
@@ -65,7 +76,8 @@ class OutboxSender:
         """Something changed (new event, ack, connection): look again."""
         self._wake.set()
 
-    def link_up(self) -> None:
+    def link_up(self, conn_no: int) -> None:
+        self._conn_no = conn_no
         self.resend_all()
 
     def resend_all(self) -> None:
@@ -76,6 +88,7 @@ class OutboxSender:
         self.poke()
 
     def link_down(self) -> None:
+        self._conn_no = None
         self._inflight.clear()
         self._cursor = 0
 
@@ -97,7 +110,7 @@ class OutboxSender:
 
     def pump(self) -> None:
         """Publish what may go now. Called by ``run``; public for deterministic tests."""
-        if not self._publisher.connected:
+        if not self._may_publish():
             return
         self._expire()
         for event in self._outbox.pending(1000, exclude=self._inflight, alarms_only=True):
@@ -115,6 +128,10 @@ class OutboxSender:
                 if not self._send(event):
                     return
                 free -= 1
+
+    def _may_publish(self) -> bool:
+        publisher = self._publisher
+        return publisher.connected and publisher.conn_no == self._conn_no
 
     def _expire(self) -> None:
         now = self._clock.monotonic()
