@@ -2,6 +2,8 @@
 
 Background work is owned by ``cleanup_ctx``: the database writer thread, the read pool and the MQTT
 intake start before the first request and stop, in reverse order, when the application shuts down.
+A writer that ends by itself (it crashed, or gave up committing) is fatal: ``app[FATAL]`` says so,
+and whoever serves the app (``collector.runner.serve``) stops it and exits with an error.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
 from collector.alerts.hub import AlertHub
 from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
+from collector.alerts.system_alerts import StorageAlerts
 from collector.alerts.tamper import TamperAlerts
 from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
@@ -35,10 +38,12 @@ from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.mqtt import BrokerAddress
 from collector.registry import Registry
 from collector.reports import api as reports_api
+from collector.runner import FATAL, Fatal
 from collector.services import ALERTS, FAULTS, SERVICES, AlertServices, Services
 from collector.settings import CollectorSettings
 from collector.store.database import open_database
 from collector.store.readers import ReadPool
+from collector.store.reserve import RESERVE_FILE, SpaceReserve
 from collector.store.writer import DbWriter
 from collector.web import setup_web
 from protocol.clock import Clock, SystemClock
@@ -56,6 +61,7 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[FATAL] = Fatal()
     app.cleanup_ctx.append(_services)
     app.add_routes(system.routes)
     app.add_routes(devices.routes)
@@ -96,7 +102,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         hooks=[engine, faults],
     )
     writer = DbWriter(
-        connection, processor, clock, max_batch=settings.max_batch, tick_s=settings.tick_s
+        connection,
+        processor,
+        clock,
+        max_batch=settings.max_batch,
+        tick_s=settings.tick_s,
+        reserve=SpaceReserve(settings.data_dir / RESERVE_FILE),
+        storage_watch=StorageAlerts(engine),
     )
     intake = Intake(
         BrokerAddress.parse(settings.broker),
@@ -113,6 +125,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         "When each device was last heard from (collector clock, Unix seconds)",
         ["device"],
         lambda: _last_seen(processor),
+    )
+    exporter.add_gauge(
+        "custos_writer_healthy",
+        "1 while the database writer runs, commits and has room on its disk",
+        [],
+        lambda: [({}, float(writer.healthy))],
     )
     exporter.add_gauge(
         "custos_writer_backlog",
@@ -140,11 +158,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         readers=services.readers,
         clock=clock,
     )
+    exporter.add_gauge(
+        "custos_alert_delivery_failures",
+        "Alert publishes the broker did not acknowledge, and republish rounds that failed",
+        ["what"],
+        lambda: [
+            ({"what": "publish"}, float(delivery.publish_failures)),
+            ({"what": "round"}, float(delivery.round_failures)),
+        ],
+    )
     app[ALERTS] = AlertServices(engine, hub, delivery)
     app[FAULTS] = faults
     app[EVIDENCE].hooks.add(TamperAlerts(engine, writer, delivery))
     intake.listeners.append(lambda result: delivery.deliver(result.alerts))
-    writer.start(loop, intake.on_result)
+    writer.start(loop, intake.on_result, on_failure=app[FATAL].fail)
     if settings.registry_file is not None:
         await enroll_many(writer, read_registry_file(settings.registry_file), clock)
         log.info("collector.registry_loaded file=%s", settings.registry_file)

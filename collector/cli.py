@@ -1,9 +1,10 @@
-"""``custos-collector``: run the collector, or talk to a running one (devices, faults,
+"""custos-collector: run the collector, or talk to a running one (devices, faults,
 maintenance)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         description="The Custos collector: MQTT ingest, device health, API and reports.",
     )
     parser.add_argument("--version", action="version", version=f"custos-collector {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do"
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -85,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "--admin-token-file",
         type=Path,
         default=_env("CUSTOS_ADMIN_TOKEN_FILE"),
-        help="file holding the token that state-changing API requests must present",
+        help="file holding the token that state-changing API requests must present "
+        "(env CUSTOS_ADMIN_TOKEN_FILE)",
     )
     serve.add_argument(
         "--retention-days",
@@ -94,9 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         help="keep recordings at least this many days, never fewer than 365 "
         "(env CUSTOS_RETENTION_DAYS; default 365)",
     )
-    serve.add_argument("--log-level", default=_env("CUSTOS_LOG_LEVEL", "info"))
     serve.add_argument(
-        "--log-format", choices=("json", "text"), default=_env("CUSTOS_LOG_FORMAT", "text")
+        "--log-level",
+        default=_env("CUSTOS_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=_env("CUSTOS_LOG_FORMAT", "text"),
+        help="log lines as text or one JSON object each (env CUSTOS_LOG_FORMAT; "
+        "default %(default)s)",
     )
 
     devices.add_parsers(commands)
@@ -106,9 +118,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from collector.app import create_app
+    from collector.runner import serve
     from collector.settings import SettingsError, load_settings
 
     overrides: dict[str, Any] = {
@@ -129,15 +140,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"custos-collector serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, args.log_format)
-    web.run_app(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        print=lambda message: print(message, file=sys.stderr),
-        access_log=None,
-        shutdown_timeout=5.0,
+    # 1 when the collector stopped because it could not go on (its database writer ended): a
+    # non-zero exit is what makes systemd restart it.
+    return asyncio.run(
+        serve(create_app(settings), settings.http_host, settings.http_port, shutdown_timeout=5.0)
     )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

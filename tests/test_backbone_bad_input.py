@@ -81,8 +81,13 @@ async def test_bad_messages_are_rejected_counted_and_logged_while_good_traffic_f
             )
 
         await eventually(all_counted, what="every rejection counted")
-        quarantined = collector.query("SELECT reason, topic, device_id FROM quarantine ORDER BY id")
+        quarantined = collector.query(
+            "SELECT reason, topic, device_id FROM quarantine "
+            "UNION ALL SELECT reason, topic, device_id FROM tamper_quarantine"
+        )
         assert sorted(reason for reason, _, _ in quarantined) == sorted(expected)
+        # A forged device id may be tampering: kept apart, where the junk cap never reaches.
+        assert collector.query("SELECT reason FROM tamper_quarantine") == [("device_mismatch",)]
         for reason in expected:
             assert any(
                 "ingest.rejected" in record.getMessage()

@@ -42,10 +42,12 @@ async def _batches(writer: DbWriter, expected: int) -> list[int]:
     return sizes
 
 
-def _writer(tmp_path: Path, **options: float) -> DbWriter:
+def _writer(tmp_path: Path, *, batch_budget_s: float = 0.1) -> DbWriter:
     db, _ = open_database(tmp_path)
     processor = IngestProcessor(db, Registry(), CLOCK, IngestMetrics())
-    return DbWriter(db, processor, CLOCK, max_batch=2000, tick_s=60.0, **options)
+    return DbWriter(
+        db, processor, CLOCK, max_batch=2000, tick_s=60.0, batch_budget_s=batch_budget_s
+    )
 
 
 async def test_waiting_alarms_are_a_batch_of_their_own(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ class AlertDelivery:
         self._acknowledged: list[int] = []
         self.published = 0
         self.publish_failures = 0
+        self.round_failures = 0
 
     def deliver(self, messages: Sequence[AlertMessage]) -> None:
         for message in messages:
@@ -58,11 +59,19 @@ class AlertDelivery:
 
     async def run(self) -> None:
         while True:
-            await self._flush_acknowledged()
-            if self._connection.is_connected:
-                unpublished = await self._readers.run(_unpublished)
-                for transition_id, payload in unpublished:
-                    self._publish(transition_id, payload)
+            try:
+                await self._flush_acknowledged()
+                if self._connection.is_connected:
+                    unpublished = await self._readers.run(_unpublished)
+                    for transition_id, payload in unpublished:
+                        self._publish(transition_id, payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A full disk or a failing database must not end the republishing of alerts:
+                # what was not marked is published again on the next round (at least once).
+                self.round_failures += 1
+                log.exception("alerts.republish_failed")
             await self._clock.sleep(self._every if not self._acknowledged else 0.5)
 
     def _publish(self, transition_id: int, payload: bytes) -> None:
@@ -91,7 +100,11 @@ class AlertDelivery:
             return
         ids, self._acknowledged = self._acknowledged, []
         stamp = self._clock.now().isoformat()
-        await self._writer.submit(lambda db: _mark_published(db, ids, stamp))
+        try:
+            await self._writer.submit(lambda db: _mark_published(db, ids, stamp))
+        except BaseException:
+            self._acknowledged = ids + self._acknowledged  # marked on a later round
+            raise
 
 
 def _unpublished(db: sqlite3.Connection) -> list[tuple[int, bytes]]:

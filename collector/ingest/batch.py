@@ -85,6 +85,8 @@ class Batch:
         self.pending: dict[tuple[str, int], tuple[str, str]] = {}
         """(device, seq) → (boot id, body JSON) of the events this batch inserts."""
         self.quarantine_rows: list[tuple[object, ...]] = []
+        self.tamper_rows: list[tuple[object, ...]] = []
+        """Rejections that may be evidence of tampering: kept in their own, uncapped table."""
         self.ack_devices: dict[str, set[int]] = defaultdict(set)
         self.heartbeats: dict[str, tuple[RawMessage, Chunk]] = {}
         """Each device's newest heartbeat of the batch, applied at its end (or before a status)."""

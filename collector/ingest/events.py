@@ -108,6 +108,7 @@ class EventIngest:
             reason="seq_conflict",
             detail=f"seq {event.seq} is already stored with different content",
             payload=payload,
+            seq=event.seq,
         )
         quarantine(batch, chunk, rejection, self._metrics)
 

@@ -1,12 +1,19 @@
 """The ingest logic, run by the DB writer thread inside one transaction per batch.
 
-Per message: topic → device and kind; size, registry and schema checks; then events (dedup,
-gaps, acks), status and heartbeats (connection state). Whatever cannot be accepted is quarantined
-with a reason and counted: never silently dropped, never an exception out of the loop.
+Per message: topic → device and kind; size, depth, registry and schema checks; then events
+(dedup, gaps, acks), status and heartbeats (connection state). Whatever cannot be accepted is
+quarantined with a reason and counted: never silently dropped, never an exception out of the loop.
+
+And whatever a message does, it cannot take ingest down: should processing a batch raise anything
+but a storage error, the batch is rolled back to its start and processed again message by message,
+each under its own savepoint, and a message that raises again is quarantined as
+``internal_error`` (its seq settled, so its resends are acknowledged, not retried for ever).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -17,18 +24,28 @@ from collector.ingest.batch import Batch, BatchResult, Chunk, RawMessage, Reject
 from collector.ingest.connectivity import Connectivity
 from collector.ingest.events import EventIngest
 from collector.ingest.hooks import BatchHook
-from collector.ingest.quarantine import claimed_seq, describe_validation_error, quarantine
+from collector.ingest.quarantine import (
+    INSERT_QUARANTINE,
+    INSERT_TAMPER,
+    claimed_seq,
+    describe_validation_error,
+    quarantine,
+)
 from collector.ingest.runtime import Connection, DeviceRuntime
 from collector.ingest.seqtrack import SeqTracker
 from collector.metrics import IngestMetrics
 from collector.registry import Registry
+from collector.store.errors import is_storage_error
 from protocol.clock import Clock
-from protocol.messages import MAX_PAYLOAD_BYTES, EventEnvelope, Heartbeat, Status
+from protocol.messages import EventEnvelope, Heartbeat, Status
 from protocol.topics import DEVICE_PREFIX, TopicKind, device_topic, is_valid_device_id
+from protocol.wire import PayloadError, check_payload
 
 log = logging.getLogger(__name__)
 
 _KINDS = {kind.value: kind for kind in TopicKind}
+_EVENT_KINDS = (TopicKind.EVENT, TopicKind.ALARM)
+INTERNAL_ERROR = "internal_error"
 
 
 class DeviceMismatchError(Exception):
@@ -113,20 +130,85 @@ class IngestProcessor:
     # --- batches --------------------------------------------------------------------------------
 
     def process(self, chunks: Sequence[Chunk]) -> BatchResult:
+        """Process a batch inside the caller's transaction. Raises only storage errors (the
+        caller rolls back and retries); any other failure is contained (module docstring)."""
+        self._db.execute("SAVEPOINT ingest_batch")
+        counted = copy.deepcopy(self.metrics)
+        try:
+            result = self._process(chunks)
+        except Exception as exc:
+            if is_storage_error(exc):
+                raise
+            log.exception("ingest.batch_failed messages=%d", sum(len(c.messages) for c in chunks))
+            self._undo("ingest_batch", counted)
+            return self._process_one_by_one(chunks)
+        self._db.execute("RELEASE ingest_batch")
+        return result
+
+    def _undo(self, savepoint: str, counted: IngestMetrics) -> None:
+        """Back to ``savepoint``: the in-memory state rebuilt to match the database, and the
+        counters as they were (in place: others hold the same metrics object)."""
+        self._db.execute(f"ROLLBACK TO {savepoint}")
+        self._db.execute(f"RELEASE {savepoint}")
+        vars(self.metrics).update(vars(counted))
+        self.load()
+
+    def _process_one_by_one(self, chunks: Sequence[Chunk]) -> BatchResult:
+        merged = BatchResult()
+        for chunk in chunks:
+            for message in chunk.messages:
+                single = dataclasses.replace(chunk, messages=[message])
+                self._db.execute("SAVEPOINT ingest_message")
+                counted = copy.deepcopy(self.metrics)
+                try:
+                    result = self._process([single])
+                except Exception as exc:
+                    if is_storage_error(exc):
+                        raise
+                    self._undo("ingest_message", counted)
+                    result = self._quarantine_crash(message, single, exc)
+                else:
+                    self._db.execute("RELEASE ingest_message")
+                _merge(merged, result)
+        return merged
+
+    def _quarantine_crash(self, message: RawMessage, chunk: Chunk, exc: Exception) -> BatchResult:
+        """A message that raised while being processed: quarantined, never processed again."""
+        log.error(
+            "ingest.message_crashed topic=%s error=%r", message.topic[:200], exc, exc_info=exc
+        )
+        batch = Batch()
+        device_id, _, kind_name = message.topic.removeprefix(DEVICE_PREFIX).partition("/")
+        runtime = self.devices.get(device_id) if message.topic.startswith(DEVICE_PREFIX) else None
+        kind = _KINDS.get(kind_name) if message.topic.startswith(DEVICE_PREFIX) else None
+        self.metrics.messages_in[kind_name if kind else "other"] += 1
+        event_topic = kind in _EVENT_KINDS
+        seq = claimed_seq(message.payload, device_id) if runtime and event_topic else None
+        detail = f"{type(exc).__name__}: {exc}"
+        known = device_id if runtime is not None else None
+        rejection = Rejection(message.topic, known, INTERNAL_ERROR, detail, message.payload, seq)
+        self._reject(batch, chunk, rejection)
+        if runtime is not None:
+            self._settle(runtime, seq, batch)
+        batch.result.messages = 1
+        return self._finish(batch)
+
+    def _process(self, chunks: Sequence[Chunk]) -> BatchResult:
         batch = Batch()
         for chunk in chunks:
             for message in chunk.messages:
                 self._one(message, chunk, batch)
             batch.result.messages += len(chunk.messages)
+        return self._finish(batch)
+
+    def _finish(self, batch: Batch) -> BatchResult:
         for device_id in list(batch.heartbeats):
             self._apply_heartbeat(device_id, batch)
         self._events.write(batch)
         if batch.quarantine_rows:
-            self._db.executemany(
-                "INSERT INTO quarantine (received_at, topic, device_id, seq, reason, detail, "
-                "payload_size, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                batch.quarantine_rows,
-            )
+            self._db.executemany(INSERT_QUARANTINE, batch.quarantine_rows)
+        if batch.tamper_rows:
+            self._db.executemany(INSERT_TAMPER, batch.tamper_rows)
         batch.result.acks = self._events.acks(batch, self.devices, self._clock.now())
         for hook in self._hooks:
             hook.after_batch(batch.result)
@@ -148,9 +230,10 @@ class IngestProcessor:
                 rejection = Rejection(topic, device_id, "unknown_device", detail, payload)
             self._reject(batch, chunk, rejection)
             return
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            detail = f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}"
-            self._reject(batch, chunk, Rejection(topic, device_id, "oversized", detail, payload))
+        try:
+            check_payload(payload)  # size and nesting, before any parser sees it
+        except PayloadError as exc:
+            self._reject(batch, chunk, Rejection(topic, device_id, exc.reason, str(exc), payload))
             return
         if kind is TopicKind.HEARTBEAT:
             self._hold_heartbeat(runtime, message, chunk, batch)
@@ -197,21 +280,20 @@ class IngestProcessor:
             self._dispatch(runtime, kind, payload, chunk, batch)
         except ValidationError as exc:
             reason, detail = describe_validation_error(exc)
-            seq = (
-                claimed_seq(payload, device_id)
-                if kind in (TopicKind.EVENT, TopicKind.ALARM)
-                else None
-            )
+            seq = claimed_seq(payload, device_id) if kind in _EVENT_KINDS else None
             self._reject(batch, chunk, Rejection(topic, device_id, reason, detail, payload, seq))
-            if seq is not None and not runtime.tracker.has(seq):
-                # The device's own event, kept in quarantine: settle its seq, so one unreadable
-                # event does not hold back the acknowledgement of everything after it.
-                runtime.tracker.commit(seq)
-                batch.ack_devices[device_id].add(seq)
+            self._settle(runtime, seq, batch)
         except DeviceMismatchError as exc:
             self._reject(
                 batch, chunk, Rejection(topic, device_id, "device_mismatch", str(exc), payload)
             )
+
+    def _settle(self, runtime: DeviceRuntime, seq: int | None, batch: Batch) -> None:
+        """The device's own event, kept in quarantine: settle its seq, so one unreadable event
+        does not hold back the acknowledgement of everything after it."""
+        if seq is not None and not runtime.tracker.has(seq):
+            runtime.tracker.commit(seq)
+            batch.ack_devices[runtime.device_id].add(seq)
 
     def _dispatch(
         self, runtime: DeviceRuntime, kind: TopicKind, payload: bytes, chunk: Chunk, batch: Batch
@@ -276,6 +358,15 @@ class IngestProcessor:
             self._db.execute(
                 "DELETE FROM quarantine WHERE id <= ?", (row[0] - self._quarantine_cap,)
             )
+
+
+def _merge(into: BatchResult, result: BatchResult) -> None:
+    into.acks += result.acks
+    into.status_changes += result.status_changes
+    into.events += result.events
+    into.alerts += result.alerts
+    into.facts += result.facts
+    into.messages += result.messages
 
 
 def _check_device(runtime: DeviceRuntime, claimed: str) -> None:

@@ -34,6 +34,13 @@ def list_devices(
     return [dict(row) for row in rows]
 
 
+def device_exists(db: sqlite3.Connection, device_id: str) -> bool:
+    """Whether ``device_id`` is enrolled: a route about an unknown device answers 404."""
+    return (
+        db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is not None
+    )
+
+
 def device_detail(db: sqlite3.Connection, device_id: str) -> dict[str, Any] | None:
     row = db.execute(
         f"SELECT {_DEVICE_COLUMNS}, s.boot_id, s.conn_no, s.config_hash, s.heartbeats, "  # noqa: S608
@@ -47,7 +54,9 @@ def device_detail(db: sqlite3.Connection, device_id: str) -> dict[str, Any] | No
     detail["heartbeat"] = json.loads(heartbeat) if heartbeat else None
     detail["seq"] = seq_state(db, device_id, int(detail["acked_seq"]))
     detail["quarantined"] = db.execute(
-        "SELECT COUNT(*) FROM quarantine WHERE device_id = ?", (device_id,)
+        "SELECT (SELECT COUNT(*) FROM quarantine WHERE device_id = ?) "
+        "+ (SELECT COUNT(*) FROM tamper_quarantine WHERE device_id = ?)",
+        (device_id, device_id),
     ).fetchone()[0]
     return detail
 
@@ -98,23 +107,28 @@ def device_events(
     return events
 
 
+_QUARANTINE_SELECTS = {
+    # Junk, capped; "repeats" for the same shape as the tamper rows.
+    "quarantine": "SELECT id, received_at, topic, device_id, seq, reason, detail, payload_size, "
+    "payload, 1 AS repeats FROM quarantine",
+    # Possible evidence of tampering, never capped.
+    "tamper_quarantine": "SELECT id, received_at, topic, device_id, seq, reason, detail, "
+    "payload_size, payload, repeats FROM tamper_quarantine",
+}
+
+
 def recent_quarantine(
     db: sqlite3.Connection, *, limit: int, reason: str | None
 ) -> list[dict[str, Any]]:
-    params: list[Any] = []
-    where = ""
-    if reason:
-        where = "WHERE reason = ?"
-        params.append(reason)
-    params.append(limit)
-    rows = db.execute(
-        "SELECT id, received_at, topic, device_id, seq, reason, detail, payload_size, payload "  # noqa: S608
-        f"FROM quarantine {where} ORDER BY id DESC LIMIT ?",
-        params,
-    ).fetchall()
+    """The newest rejected messages of both quarantine tables (``table`` says which)."""
+    where, params = filters.where([("reason", reason or None)])
     result = []
-    for row in rows:
-        item = dict(row)
-        item["payload"] = bytes(item["payload"]).decode("utf-8", errors="replace")
-        result.append(item)
-    return result
+    for table, select in _QUARANTINE_SELECTS.items():
+        rows = db.execute(f"{select} {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        for row in rows:
+            item = dict(row)
+            item["payload"] = bytes(item["payload"]).decode("utf-8", errors="replace")
+            item["table"] = table
+            result.append(item)
+    result.sort(key=lambda item: item["received_at"], reverse=True)
+    return result[:limit]

@@ -3,6 +3,8 @@ add a new one."""
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -100,3 +102,41 @@ def m001_devices_and_events(db: Database) -> None:
 @MIGRATIONS()
 def m002_clock_skew(db: Database) -> None:
     db.execute("ALTER TABLE device_state ADD COLUMN clock_skew_ms REAL")
+
+
+@MIGRATIONS()
+def m003_tamper_quarantine(db: Database) -> None:
+    """Rejections that may be evidence of tampering, whole and never capped (the junk in
+    ``quarantine`` is); the ones already kept move over, out of reach of the cap."""
+    db.execute(
+        """
+        CREATE TABLE tamper_quarantine (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            last_received_at TEXT NOT NULL,
+            repeats INTEGER NOT NULL DEFAULT 1,
+            topic TEXT NOT NULL,
+            device_id TEXT,
+            seq INTEGER,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            payload_size INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            payload_sha256 TEXT NOT NULL,
+            UNIQUE (topic, payload_sha256)
+        )
+        """
+    )
+    db.execute("CREATE INDEX tamper_quarantine_device_seq ON tamper_quarantine (device_id, seq)")
+    kept = db.execute(
+        "SELECT received_at, topic, device_id, seq, reason, detail, payload_size, payload "
+        "FROM quarantine WHERE reason IN ('seq_conflict', 'device_mismatch') ORDER BY id"
+    ).fetchall()
+    for row in kept:
+        db.execute(
+            "INSERT OR IGNORE INTO tamper_quarantine (received_at, last_received_at, topic, "
+            "device_id, seq, reason, detail, payload_size, payload, payload_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row[0], *row, hashlib.sha256(bytes(row[7])).hexdigest()),
+        )
+    db.execute("DELETE FROM quarantine WHERE reason IN ('seq_conflict', 'device_mismatch')")

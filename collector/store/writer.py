@@ -5,6 +5,15 @@ validates, writes and commits them in batched transactions, alarms first, and ha
 result back to the loop. A failed commit is rolled back, the in-memory state is rebuilt from the
 database, and the same batch is tried again: messages are never dropped because a commit failed.
 
+Failing commits are never quiet. While they fail ``commit_error`` is set (``/healthz`` fails);
+after ``commit_attempts`` failures in a row the writer gives up and its thread ends, and so does
+one that crashes: ``on_failure`` tells the loop, which ends the process with an error for systemd
+to restart it (nothing is lost: devices resend whatever was not acknowledged). A commit that fails
+for lack of space is different, as a restart would not free any: the writer releases its
+``SpaceReserve``, commits a critical alert through the ``StorageWatch`` in the room that freed,
+sets ``storage_error`` (``/healthz`` fails) and keeps trying; it is over once the reserve can be
+made again.
+
 Alarms never wait behind heartbeat load: waiting alarms make a batch of their own, and a batch of
 ordinary messages is cut to about ``batch_budget_s`` of this thread's CPU time (at the cost per
 message of the last batches), so an alarm that arrives meanwhile waits for about that much work —
@@ -25,10 +34,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from collector.ingest.batch import BatchResult, Chunk
 from collector.ingest.processor import IngestProcessor
+from collector.store.errors import is_out_of_space
+from collector.store.reserve import SpaceReserve
 from protocol.backoff import Backoff
 from protocol.clock import Clock
 
@@ -42,7 +53,23 @@ class JobRejectedError(Exception):
     and the in-memory state stays as it is."""
 
 
+class WriterFailedError(Exception):
+    """Commits kept failing (for another reason than space): the writer gave up."""
+
+
+class StorageWatch(Protocol):
+    """Told, in the writer thread and inside a transaction of its own, when commits start
+    failing for lack of space and when there is room again; appends what to deliver."""
+
+    def storage_failing(self, detail: str, result: BatchResult) -> None: ...
+
+    def storage_recovered(self, result: BatchResult) -> None: ...
+
+
 Job = Callable[[sqlite3.Connection], object]
+FailureCallback = Callable[[str], None]
+COMMIT_ATTEMPTS = 6
+"""Failed commits in a row (3 to 6 s of backoff between them) before the writer gives up."""
 
 
 class DbWriter:
@@ -55,11 +82,18 @@ class DbWriter:
         max_batch: int = 2000,
         tick_s: float = 1.0,
         batch_budget_s: float = 0.1,
+        reserve: SpaceReserve | None = None,
+        storage_watch: StorageWatch | None = None,
+        commit_attempts: int = COMMIT_ATTEMPTS,
     ) -> None:
         self._db = connection
         self.processor = processor
         self._clock = clock
         self._on_result: Callable[[BatchResult], None] = lambda result: None
+        self._on_failure: FailureCallback | None = None
+        self._reserve = reserve
+        self._storage_watch = storage_watch
+        self._commit_attempts = commit_attempts
         self._max_batch = max_batch
         self._tick_s = tick_s
         self._budget_s = batch_budget_s
@@ -78,16 +112,29 @@ class DbWriter:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.alive = False
+        self.failure: str | None = None
+        """Why the thread ended, when it did not end by ``stop()``."""
+        self.commit_error: str | None = None
+        """The last error, while commits fail (not for lack of space)."""
+        self.storage_error: str | None = None
+        """Set while the database's disk is full (see the module docstring)."""
 
     # --- the event loop's side ------------------------------------------------------------------
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_result: Callable[[BatchResult], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_result: Callable[[BatchResult], None],
+        on_failure: FailureCallback | None = None,
     ) -> None:
-        """Start the thread; ``on_result`` runs on ``loop`` after every committed batch."""
+        """Start the thread; ``on_result`` runs on ``loop`` after every committed batch, and
+        ``on_failure`` (with the reason) if the thread ends other than by ``stop()``."""
         self._loop = loop
         self._on_result = on_result
+        self._on_failure = on_failure
         self.processor.load()
+        if self._reserve is not None and not self._reserve.ensure():
+            self.storage_error = "less free space than the reserve needs"
         self.alive = True
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
@@ -96,6 +143,11 @@ class DbWriter:
         (self._alarms if alarm else self._normal).append(chunk)
         self._offered += len(chunk.messages)
         self._wake.set()
+
+    @property
+    def healthy(self) -> bool:
+        """Running, committing, and with room on its disk."""
+        return self.alive and self.commit_error is None and self.storage_error is None
 
     @property
     def backlog(self) -> int:
@@ -130,6 +182,7 @@ class DbWriter:
     def _run(self) -> None:
         next_tick = self._clock.monotonic() + self._tick_s
         try:
+            self._notify_storage(self.storage_error)  # also ends what the last run left raised
             while True:
                 self._wake.wait(max(0.0, min(self._tick_s, next_tick - self._clock.monotonic())))
                 self._wake.clear()
@@ -147,17 +200,20 @@ class DbWriter:
                 if self._tick_requested or self._clock.monotonic() >= next_tick:
                     self._tick_requested = False
                     next_tick = self._clock.monotonic() + self._tick_s
+                    self._check_storage()
                     tick = functools.partial(self.processor.tick, self._oldest_waiting())
                     self._post(self._commit_retrying(tick))
                 if self._stopping and not (self._alarms or self._normal or self._jobs):
                     self._post(self._commit_retrying(self.processor.tick))
                     break
-        except Exception:
-            log.exception("writer.crashed")
-            raise
+        except BaseException as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.critical("writer.crashed error=%s", self.failure, exc_info=exc)
         finally:
             self.alive = False
             self._fail_pending_jobs()
+            if self.failure is not None and self._on_failure is not None:
+                self._call_loop(self._on_failure, self.failure)
 
     def _oldest_waiting(self) -> float | None:
         """When the oldest message not yet taken was received (only this thread takes)."""
@@ -201,27 +257,90 @@ class DbWriter:
 
     def _commit_retrying(self, work: Callable[[], BatchResult]) -> BatchResult:
         backoff = Backoff(initial=0.2, maximum=10.0)
+        failures = 0
         while True:
             started = time.perf_counter()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 result = work()
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except Exception as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 self.processor.metrics.commit_failures += 1
+                self.processor.load()  # if even this fails, the thread ends: nothing to trust
                 delay = backoff.next_delay()
-                log.error("writer.commit_failed error=%s retry_in_s=%.1f", exc, delay)
-                self.processor.load()
-                if self._stopping and backoff.attempt > 5:
-                    raise
+                if is_out_of_space(exc):
+                    log.error("writer.commit_failed_no_space error=%s retry_in_s=%.1f", exc, delay)
+                    self._out_of_space(str(exc))
+                else:
+                    failures += 1
+                    self.commit_error = f"{type(exc).__name__}: {exc}"
+                    log.error(
+                        "writer.commit_failed error=%s attempt=%d of=%d retry_in_s=%.1f",
+                        self.commit_error, failures, self._commit_attempts, delay,
+                    )  # fmt: skip
+                    if failures >= self._commit_attempts:
+                        raise WriterFailedError(
+                            f"{failures} commits failed in a row, the last: {self.commit_error}"
+                        ) from exc
+                if self._stopping and backoff.attempt > 3:
+                    raise WriterFailedError(f"stopping, and commits still fail: {exc}") from exc
                 self._retry_pause.wait(delay)
+                self._run_jobs()  # API calls answer (with an error, if they cannot commit either)
+                self._check_storage()
                 continue
+            self.commit_error = None
+            if self.storage_error is not None and self._reserve is None:
+                self._storage_recovered()
             metrics = self.processor.metrics
             metrics.batches += 1
             metrics.batch_seconds += time.perf_counter() - started
             return result
+
+    # --- running out of space -------------------------------------------------------------------
+
+    def _out_of_space(self, detail: str) -> None:
+        if self.storage_error is not None:
+            return
+        self.storage_error = detail
+        freed = self._reserve.release() if self._reserve is not None else False
+        log.critical("writer.storage_full error=%s reserve_released=%s", detail, freed)
+        self._notify_storage(detail)
+
+    def _check_storage(self) -> None:
+        """While out of space: over once the reserve can be made again (with no reserve to make,
+        at the next commit that succeeds)."""
+        if self.storage_error is None or self._reserve is None or not self._reserve.ensure():
+            return
+        self._storage_recovered()
+
+    def _storage_recovered(self) -> None:
+        log.warning("writer.storage_recovered was=%s", self.storage_error)
+        self.storage_error = None
+        self._notify_storage(None)
+
+    def _notify_storage(self, failing: str | None) -> None:
+        """Tell the storage watch in a transaction of its own (in the room the reserve freed),
+        and deliver what it raised or ended."""
+        watch = self._storage_watch
+        if watch is None:
+            return
+        result = BatchResult()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            if failing is not None:
+                watch.storage_failing(failing, result)
+            else:
+                watch.storage_recovered(result)
+            self._db.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self.processor.load()
+            log.critical("writer.storage_alert_failed error=%s", exc)
+            return
+        self._post(result)
 
     def _run_jobs(self) -> None:
         while self._jobs:
