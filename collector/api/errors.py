@@ -29,11 +29,16 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 
 def validation_error(exc: ValidationError) -> ApiError:
-    problems = [
-        f"{'.'.join(str(p) for p in error['loc']) or '(body)'}: {error['msg']}"
+    return ApiError(422, "invalid_request", describe_problems(exc, whole="(body)"))
+
+
+def describe_problems(exc: ValidationError, *, whole: str) -> str:
+    """``field.path: what is wrong; …`` (``whole`` names a problem with the value as a whole),
+    without echoing the input back."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}"
         for error in exc.errors(include_url=False, include_input=False)
-    ]
-    return ApiError(422, "invalid_request", "; ".join(problems))
+    )
 
 
 @web.middleware
@@ -41,6 +46,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
+        log.debug(
+            "api.refused status=%d code=%s method=%s path=%s",
+            exc.status, exc.code, request.method, request.path,
+        )  # fmt: skip
         return error_response(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400 and request.path.startswith("/api/"):

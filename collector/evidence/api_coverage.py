@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from collector.api.params import bad_parameter, not_found, text_param, time_param
 from collector.evidence.component import service_of
 from collector.evidence.coverage import room_coverage
 from collector.evidence.errors import EvidenceError
-from collector.evidence.params import time_param
 from collector.evidence.queries import device_key
 
 routes = web.RouteTableDef()
@@ -27,8 +27,8 @@ async def coverage(request: web.Request) -> web.Response:
     until = min(time_param(request, "until") or now, now)
     since = time_param(request, "since") or until - timedelta(days=1)
     if since > until or until - since > MAX_WINDOW:
-        raise EvidenceError(400, "bad_parameter", "since must be before until, at most 31 days")
-    site = request.query.get("site")
+        raise bad_parameter("since must be before until, at most 31 days")
+    site = text_param(request, "site")
     if site is None:
         sites = await service.readers.run(
             lambda db: [
@@ -36,19 +36,17 @@ async def coverage(request: web.Request) -> web.Response:
                 for row in db.execute("SELECT DISTINCT site FROM devices WHERE room = ?", (room,))
             ]
         )
-        if len(sites) != 1:
+        if not sites:
+            raise not_found(f"no device is enrolled in room {room!r}")
+        if len(sites) > 1:
             raise EvidenceError(
-                400 if sites else 404,
-                "site_required" if sites else "unknown_room",
-                f"room {room!r} is in sites {sites}: name one with site="
-                if sites
-                else f"no device is enrolled in room {room!r}",
+                400, "site_required", f"room {room!r} is in sites {sites}: name one with site="
             )
         site = sites[0]
     chosen_site = site
     found = await service.readers.run(lambda db: room_coverage(db, chosen_site, room, since, until))
     if found is None:
-        raise EvidenceError(404, "unknown_room", f"no device is enrolled in {site}/{room}")
+        raise not_found(f"no device is enrolled in {site}/{room}")
     return web.json_response(found)
 
 
@@ -73,5 +71,5 @@ async def pinned_device_key(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     key = await service.readers.run(lambda db: device_key(db, device_id))
     if key is None:
-        raise EvidenceError(404, "no_key", f"no key is pinned for {device_id!r}")
+        raise not_found(f"no key is pinned for {device_id!r}")
     return web.json_response({"device_id": device_id, "algorithm": "ed25519", **key})

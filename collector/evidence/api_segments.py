@@ -4,12 +4,21 @@ its manifest, verification and receipt, and its bytes (with HTTP range requests)
 from __future__ import annotations
 
 import logging
+import sqlite3
+from typing import Any
 
 from aiohttp import web
 
+from collector.api.params import (
+    choice_param,
+    int_param,
+    not_found,
+    path_id,
+    text_param,
+    time_param,
+)
 from collector.evidence.component import service_of
 from collector.evidence.errors import EvidenceError
-from collector.evidence.params import int_param, time_param
 from collector.evidence.playback import PLAYABLE_AS_STORED, NotPlayableError
 from collector.evidence.queries import (
     SegmentFilter,
@@ -19,12 +28,13 @@ from collector.evidence.queries import (
     stream_summaries,
 )
 from collector.evidence.tus import receipt_response
+from collector.store.queries import device_exists
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-SEGMENT = "/api/v1/segments/{device_id}/{stream}/{seq:[0-9]{1,18}}"
+SEGMENT = "/api/v1/segments/{device_id}/{stream}/{seq}"
 SEGMENT_PATH = "/api/v1/segments/{}/{}/{}"
 STATES = ("announced", "uploading", "uploaded", "purged")
 CONTENT_TYPES = {
@@ -38,22 +48,19 @@ EXTENSIONS = {"mpegts": "ts", "fmp4": "mp4"}
 
 def _key(request: web.Request) -> tuple[str, str, int]:
     info = request.match_info
-    return info["device_id"], info["stream"], int(info["seq"])
+    return info["device_id"], info["stream"], path_id(request, "seq", "segment")
 
 
 @routes.get("/api/v1/segments")
 async def list_all(request: web.Request) -> web.Response:
     service = service_of(request)
-    query = request.query
-    state = query.get("state")
-    if state is not None and state not in STATES:
-        raise EvidenceError(400, "bad_parameter", f"state must be one of {', '.join(STATES)}")
+    state = choice_param(request, "state", STATES)
     since, until = time_param(request, "since"), time_param(request, "until")
     where = SegmentFilter(
-        device_id=query.get("device"),
-        stream=query.get("stream"),
-        site=query.get("site"),
-        room=query.get("room"),
+        device_id=text_param(request, "device"),
+        stream=text_param(request, "stream"),
+        site=text_param(request, "site"),
+        room=text_param(request, "room"),
         since_ts=since.timestamp() if since else None,
         until_ts=until.timestamp() if until else None,
         state=state,
@@ -69,7 +76,14 @@ async def device_streams(request: web.Request) -> web.Response:
     service = service_of(request)
     device_id = request.match_info["device_id"]
     limit = int_param(request, "limit", 100, 1, 10000)
-    streams = await service.readers.run(lambda db: stream_summaries(db, device_id, limit=limit))
+
+    def query(db: sqlite3.Connection) -> list[dict[str, Any]] | None:
+        streams = stream_summaries(db, device_id, limit=limit)
+        return streams if streams or device_exists(db, device_id) else None
+
+    streams = await service.readers.run(query)
+    if streams is None:
+        raise not_found(f"device {device_id!r} is not enrolled and has no segments")
     return web.json_response({"device_id": device_id, "streams": streams})
 
 
@@ -82,7 +96,7 @@ async def one_stream(request: web.Request) -> web.Response:
         lambda db: stream_summaries(db, device_id, stream, limit=limit)
     )
     if not streams:
-        raise EvidenceError(404, "unknown_stream", f"no segment of {device_id}/{stream} is known")
+        raise not_found(f"no segment of {device_id}/{stream} is known")
     return web.json_response({"device_id": device_id, **streams[0]})
 
 
@@ -92,7 +106,7 @@ async def detail(request: web.Request) -> web.Response:
     device_id, stream, seq = _key(request)
     found = await service.readers.run(lambda db: segment_detail(db, device_id, stream, seq))
     if found is None:
-        raise EvidenceError(404, "unknown_segment", f"no segment {device_id}/{stream}/{seq}")
+        raise not_found(f"no segment {device_id}/{stream}/{seq}")
     if found["upload_state"] == "uploaded":
         found["content_url"] = f"{request.path}/content"
         found["play_url"] = f"{request.path}/play"
@@ -105,7 +119,7 @@ async def receipt(request: web.Request) -> web.Response:
     device_id, stream, seq = _key(request)
     row = await service.readers.run(lambda db: stored_content(db, device_id, stream, seq))
     if row is None:
-        raise EvidenceError(404, "not_stored", f"{device_id}/{stream}/{seq} is not stored")
+        raise not_found(f"{device_id}/{stream}/{seq} is not stored")
     return receipt_response(row["receipt"])
 
 
@@ -116,7 +130,7 @@ async def content(request: web.Request) -> web.StreamResponse:
     device_id, stream, seq = _key(request)
     row = await service.readers.run(lambda db: stored_content(db, device_id, stream, seq))
     if row is None:
-        raise EvidenceError(404, "not_stored", f"{device_id}/{stream}/{seq} is not stored")
+        raise not_found(f"{device_id}/{stream}/{seq} is not stored")
     if row["purged_at"] is not None:
         raise EvidenceError(
             410, "purged", f"{device_id}/{stream}/{seq} was purged at {row['purged_at']}"
@@ -148,7 +162,7 @@ async def play(request: web.Request) -> web.StreamResponse:
     device_id, stream, seq = _key(request)
     row = await service.readers.run(lambda db: stored_content(db, device_id, stream, seq))
     if row is None:
-        raise EvidenceError(404, "not_stored", f"{device_id}/{stream}/{seq} is not stored")
+        raise not_found(f"{device_id}/{stream}/{seq} is not stored")
     if row["purged_at"] is not None:
         raise EvidenceError(
             410, "purged", f"{device_id}/{stream}/{seq} was purged at {row['purged_at']}"
