@@ -311,7 +311,7 @@ async def test_acknowledging_an_unknown_or_closed_alert_is_a_clear_error(
         url = setup.collector.url
         async with http.post(f"{url}/api/v1/alerts/999/ack", json={"by": "x"}) as reply:
             assert reply.status == 404
-            assert (await reply.json())["error"]["code"] == "unknown_alert"
+            assert (await reply.json())["error"]["code"] == "not_found"
         async with http.post(f"{url}/api/v1/alerts/abc/ack", json={"by": "x"}) as reply:
             assert reply.status == 404
         async with http.post(f"{url}/api/v1/alerts/1/ack", json={}) as reply:

@@ -6,12 +6,24 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
+from collector.alerts.policy import AlertPolicy, SitePolicy
+from collector.alerts.roomstate import ComponentStatus, RoomState
+from collector.alerts.rules import RuleSet
 from collector.alerts.tamper import RULE as TAMPER_RULE
-from collector.ingest.runtime import Connection
+from collector.alerts.tamper import tamper_condition
+from collector.faults.conditions import DeviceHealth, fault_conditions
+from collector.faults.policy import FaultPolicy
+from collector.ingest.runtime import ComponentReading, Connection
+from collector.messages import CATALOGUE, Lang, Message, render
 from collector.web.i18n import STRINGS
 from protocol.alerts import AlertState, Severity
 from protocol.events import ComponentKind
@@ -54,7 +66,7 @@ async def test_the_page_speaks_chinese_by_default_and_english_on_request(
 
 def _collector_rules() -> set[str]:
     rules = {TAMPER_RULE}
-    pattern = re.compile(r'(?<![A-Za-z])Condition\(\s*f?"[^"]*",\s*"([a-z_]+)"')
+    pattern = re.compile(r'(?<![A-Za-z])(?:Condition|said)\(\s*f?"[^"]*",\s*"([a-z_]+)"')
     for path in (ROOT / "collector").rglob("*.py"):
         rules |= set(pattern.findall(path.read_text(encoding="utf-8")))
     return rules
@@ -67,7 +79,7 @@ def test_every_word_the_script_uses_exists_in_both_languages() -> None:
     prefixes = set(re.findall(r"`([a-z]+)_\$\{", script))  # keys built from API values
     assert prefixes == {"severity", "state", "connection", "rule", "kind"}
     rules = _collector_rules()
-    assert {"panic", "door", "recording", "tamper", "sla_response"} <= rules
+    assert {"panic", "door", "recording", "occupied_stopped", "tamper", "sla_response"} <= rules
     expected = (
         {f"severity_{s.value}" for s in Severity}
         | {f"state_{s.value}" for s in AlertState}
@@ -80,3 +92,151 @@ def test_every_word_the_script_uses_exists_in_both_languages() -> None:
     assert expected <= set(STRINGS), sorted(expected - set(STRINGS))
     for key, (chinese, english) in STRINGS.items():
         assert chinese and english, key
+
+
+# --- the server's sentences, the time zone, the icon ---------------------------------------------
+
+MESSAGES_JS = ROOT / "collector" / "web" / "static" / "messages.js"
+
+
+def page_catalogue(page: str) -> dict[str, Any]:
+    found = re.search(r'<script id="catalogue" type="application/json">(.*?)</script>', page, re.S)
+    assert found is not None
+    catalogue: dict[str, Any] = json.loads(found.group(1))
+    return catalogue
+
+
+async def test_the_page_carries_the_catalogue_of_its_language_the_zone_and_an_icon(
+    collector: RunningCollector,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{collector.url}/") as response:
+            chinese = await response.text()
+        async with http.get(f"{collector.url}/?lang=en") as response:
+            english = await response.text()
+        async with http.get(f"{collector.url}/favicon.ico") as response:
+            assert response.status == 200
+            assert response.content_type == "image/svg+xml"
+            assert (await response.read()).lstrip().startswith(b"<svg")
+        async with http.get(f"{collector.url}/static/messages.js") as response:
+            assert response.status == 200
+    zh, en = page_catalogue(chinese), page_catalogue(english)
+    assert zh["timezone"] == en["timezone"] == "Asia/Shanghai"
+    assert zh["messages"]["alert.panic"] == CATALOGUE["alert.panic"][0]
+    assert en["messages"]["alert.panic"] == CATALOGUE["alert.panic"][1]
+    assert zh["list_separator"] == "、"
+    assert "Asia/Shanghai, UTC+08:00" in chinese
+    assert 'rel="icon"' in chinese
+
+
+def test_every_message_key_the_collector_writes_is_in_the_catalogue() -> None:
+    pattern = re.compile(r'(?:message=|Message\()\s*"([a-z_.]+)"')
+    keys: set[str] = set()
+    for path in (ROOT / "collector").rglob("*.py"):
+        keys |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    assert {"alert.panic", "alert.occupied_stopped", "fault.offline"} <= keys
+    assert keys <= set(CATALOGUE), sorted(keys - set(CATALOGUE))
+    for key, (chinese, english) in CATALOGUE.items():
+        assert chinese and english, key
+        assert re.search(r"[\u4e00-\u9fff]", chinese) or "{" in chinese, f"{key} is not Chinese"
+
+
+def _sentences() -> list[tuple[Message, str]]:
+    """What the rules and the fault conditions say about rooms in every kind of trouble."""
+    rules = RuleSet(AlertPolicy(default_site=SitePolicy(business_hours="00:00-00:01")))
+    found: list[tuple[Message, str]] = []
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    for connection in ("online", "offline", "stopped"):
+        room = RoomState("ir-1", "hq", "interrogation-1", "interrogation", occupied=True)
+        room.occupied_since = room.watched_since = now - timedelta(minutes=5)
+        room.connection, room.panic, room.tamper = connection, True, True
+        room.doors_open = {"door", "door-2"}
+        room.components = {
+            "cam-room": ComponentStatus("camera", "failed", "covered"),
+            "cam-subject": ComponentStatus("camera", "failed", "stalled"),
+            "mic-officer": ComponentStatus("microphone", "failed", "muted"),
+            "mic-subject": ComponentStatus("microphone", "failed", None),
+        }
+        for condition in rules.conditions(room, now).values():
+            assert condition.message is not None
+            found.append((condition.message, condition.detail))
+    room = RoomState("ir-1", "hq", "interrogation-1", "interrogation")
+    for reason in ("no motion across 5 door openings", "active for 300 s without a change", "odd"):
+        condition = rules.sensor_suspect(room, "pir", reason)
+        assert condition.message is not None
+        found.append((condition.message, condition.detail))
+    for kind in ("seq_conflict", "chain_broken", "key_changed", "something_new"):
+        condition = tamper_condition("ir-1", "cam-room", 7, kind, "sha256 differs")
+        assert condition.message is not None
+        found.append((condition.message, ""))
+    device = DeviceHealth("ir-1", "hq", "interrogation-1", "interrogation", connection="online")
+    device.components = {
+        "cam-room": ComponentReading("camera", "failed", "stalled"),
+        "mic-room": ComponentReading("microphone", "degraded", "clipped"),
+        "disk": ComponentReading("disk", "failed", "disk full"),
+        "cpu": ComponentReading("system", "degraded", None),
+        "odd": ComponentReading("camera", "failed", "lens fell off"),
+    }
+    device.clock_skewed, device.clock_skew_ms = True, 2300.4
+    for fault in fault_conditions(device, now, FaultPolicy()).values():
+        assert fault.message is not None
+        found.append((fault.message, fault.reason or ""))
+    for state in ("offline", "stopped"):
+        device.connection, device.connection_since = state, now - timedelta(hours=1)
+        for fault in fault_conditions(device, now, FaultPolicy()).values():
+            assert fault.message is not None
+            found.append((fault.message, fault.reason or ""))
+    return found
+
+
+def test_the_english_rendering_of_each_sentence_is_the_detail_kept_for_compatibility() -> None:
+    for message, detail in _sentences():
+        if not detail or message.key.startswith("alert.evidence_tamper"):
+            continue
+        where = "hq / interrogation-1 (ir-1)" if message.key.startswith("alert.") else ""
+        assert render(message, "en", where=where) == detail, message
+        chinese = render(message, "zh", where="讯问室 1 (ir-1)")
+        assert "{" not in chinese, chinese
+        if message.key != "text":  # a phrase the device made up stays as it said it
+            assert re.search(r"[\u4e00-\u9fff]", chinese), chinese
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the page's script")
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_page_renders_every_sentence_as_the_bulletin_does(lang: Lang) -> None:
+    """The page's renderer (static/messages.js, run by Node) and the bulletin's
+    (collector/messages.py) over the same messages, with the same catalogue."""
+    index = 0 if lang == "zh" else 1
+    catalogue = {
+        "messages": {key: pair[index] for key, pair in CATALOGUE.items()},
+        "list_separator": "、" if lang == "zh" else ", ",
+    }
+    sentences = [message for message, _ in _sentences()]
+    sentences += [
+        Message(
+            "alert.nobody_knows_this", {}
+        ),  # a newer collector's key: null, the caller falls back
+        Message("alert.recording", {}),  # a parameter missing
+        Message("alert.recording", {"seconds": 2.5}),
+    ]
+    script = (
+        MESSAGES_JS.read_text(encoding="utf-8")
+        + "\nconst input = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        + "\nconst say = CustosMessages.renderer(input.catalogue, (iso) => iso);"
+        + "\nprocess.stdout.write(JSON.stringify(input.messages.map((m) => say(m, 'ROOM'))));"
+    )
+    payload = json.dumps({"catalogue": catalogue, "messages": [m.to_json() for m in sentences]})
+    done = subprocess.run(
+        ["node", "-e", script],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    from_script = json.loads(done.stdout)
+    expected = [
+        render(message, lang, where="ROOM", fallback="\0") if message.key in CATALOGUE else "\0"
+        for message in sentences
+    ]
+    assert from_script == [None if text == "\0" else text for text in expected]

@@ -9,18 +9,29 @@ import json
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from collector.alerts import queries
 from collector.alerts.engine import AlertError
-from collector.api.errors import ApiError, validation_error
+from collector.api.errors import ApiError
+from collector.api.params import (
+    MAX_ID,
+    choice_param,
+    int_param,
+    json_body,
+    not_found,
+    parse_integer,
+    path_id,
+    text_param,
+)
 from collector.services import ALERTS, SERVICES
-from protocol.alerts import AlertMessage
+from protocol.alerts import AlertMessage, Severity
 
 routes = web.RouteTableDef()
 
 KEEPALIVE_S = 15.0
 STATES = ("open", "raised", "acknowledged", "cleared")
+SEVERITIES = tuple(severity.value for severity in Severity)
 
 
 class AckRequest(BaseModel):
@@ -35,49 +46,32 @@ class ClearRequest(BaseModel):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the request body must be a JSON object") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
 def _alert_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["alert_id"])
-    except ValueError:
-        raise ApiError(404, "unknown_alert", "alert ids are numbers") from None
+    return path_id(request, "alert_id", "alert")
 
 
 @routes.get("/api/v1/alerts")
 async def list_alerts(request: web.Request) -> web.Response:
-    query = request.query
-    state = query.get("state")
-    if state is not None and state not in STATES:
-        raise ApiError(400, "bad_parameter", f"state must be one of {', '.join(STATES)}")
-    try:
-        limit = min(max(int(query.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "limit must be an integer") from None
+    state = choice_param(request, "state", STATES)
+    severity = choice_param(request, "severity", SEVERITIES)
+    site, device = text_param(request, "site"), text_param(request, "device")
+    limit = int_param(request, "limit", 100, 1, 1000)
     alerts = await request.app[SERVICES].readers.run(
         lambda db: queries.list_alerts(
-            db, state=state, severity=query.get("severity"), site=query.get("site"),
-            device=query.get("device"), limit=limit,
+            db, state=state, severity=severity, site=site, device=device, limit=limit
         )
-    )  # fmt: skip
+    )
     return web.json_response({"alerts": alerts, "count": len(alerts)})
 
 
 @routes.get("/api/v1/alerts/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     """Every transition as it happens. A new client first gets every open alert (``snapshot``);
-    one that reconnects with ``Last-Event-ID`` gets what it missed instead."""
+    one that reconnects with ``Last-Event-ID`` (or ``?since=``, a transition id) gets what it
+    missed instead."""
     services = request.app[SERVICES]
     alerts = request.app[ALERTS]
+    since = _resume_after(request)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -88,12 +82,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     queue = alerts.hub.subscribe()
     try:
-        last = request.headers.get("Last-Event-ID") or request.query.get("since")
         sent = 0
-        if last is not None and last.isdigit():
-            backlog = await services.readers.run(
-                lambda db: queries.transitions_after(db, int(last))
-            )
+        if since is not None:
+            after = since
+            backlog = await services.readers.run(lambda db: queries.transitions_after(db, after))
             for payload in backlog:
                 sent = await _send(response, json.loads(payload))
         else:
@@ -118,6 +110,17 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _resume_after(request: web.Request) -> int | None:
+    """The last transition a reconnecting client saw: ``Last-Event-ID`` (set by the browser
+    itself, so a value that is not a transition id is ignored) or else ``?since=`` (checked)."""
+    header = parse_integer(request.headers.get("Last-Event-ID", ""), 0, MAX_ID)
+    if header is not None:
+        return header
+    if text_param(request, "since") is None:
+        return None
+    return int_param(request, "since", 0, 0, MAX_ID)
+
+
 async def _send(response: web.StreamResponse, message: dict[str, Any], event: str = "alert") -> int:
     transition_id = int(message["transition_id"])
     data = json.dumps(message, ensure_ascii=False)
@@ -130,7 +133,7 @@ async def get_alert(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
     alert = await request.app[SERVICES].readers.run(lambda db: queries.get_alert(db, alert_id))
     if alert is None:
-        raise ApiError(404, "unknown_alert", f"no alert {alert_id}")
+        raise not_found(f"no alert {alert_id}")
     return web.json_response(alert)
 
 
@@ -139,8 +142,9 @@ async def _change(request: web.Request, work: Any) -> web.Response:
     try:
         messages: list[AlertMessage] = await services.writer.submit(work)
     except AlertError as exc:
-        code = "unknown_alert" if exc.status == 404 else "alert_state"
-        raise ApiError(exc.status, code, str(exc)) from None
+        if exc.status == 404:
+            raise not_found(str(exc)) from None
+        raise ApiError(exc.status, "alert_state", str(exc)) from None
     alerts.delivery.deliver(messages)
     return web.json_response({"transitions": [m.model_dump(mode="json") for m in messages]})
 
@@ -148,7 +152,7 @@ async def _change(request: web.Request, work: Any) -> web.Response:
 @routes.post("/api/v1/alerts/{alert_id}/ack")
 async def acknowledge(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
-    body: AckRequest = await _body(request, AckRequest)
+    body: AckRequest = await json_body(request, AckRequest)
     engine = request.app[ALERTS].engine
     return await _change(request, lambda db: engine.acknowledge(alert_id, body.by, body.comment))
 
@@ -156,7 +160,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 @routes.post("/api/v1/alerts/{alert_id}/clear")
 async def clear(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
-    body: ClearRequest = await _body(request, ClearRequest)
+    body: ClearRequest = await json_body(request, ClearRequest)
     engine = request.app[ALERTS].engine
     return await _change(request, lambda db: engine.clear(alert_id, body.by, body.reason))
 

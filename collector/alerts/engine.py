@@ -31,7 +31,9 @@ from protocol.clock import Clock
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_QUIET_RULES = frozenset({"tamper", "obstruction", "occupied_fault", "sensor"})
+MAINTENANCE_QUIET_RULES = frozenset(
+    {"tamper", "obstruction", "occupied_fault", "occupied_stopped", "sensor"}
+)
 WATCHED_EVENT_TYPES = frozenset({*STATE_EVENT_TYPES, "sensor.suspect"})
 
 
@@ -109,7 +111,7 @@ class AlertEngine:
                 continue  # the rules follow components through their component.changed events
             if isinstance(fact, StatusChange):
                 room = self._room(fact.device_id)
-                room.connection = fact.connection.value
+                room.connected(fact.connection.value, datetime.fromisoformat(fact.at))
                 self._evaluate(room, now, result.alerts)
                 continue
             if fact.type not in WATCHED_EVENT_TYPES:
@@ -152,14 +154,16 @@ class AlertEngine:
     def raise_external(
         self,
         condition: Condition,
-        device_id: str,
+        device_id: str | None,
         out: list[AlertMessage],
         *,
         one_off: bool = False,
     ) -> None:
-        """Raise (or update) an alert whose condition another domain watches. A ``one_off``
-        finding has no end to wait for: acknowledging the alert closes it."""
-        self._raise(condition, self._room(device_id), self._clock.now(), out, one_off=one_off)
+        """Raise (or update) an alert whose condition another domain watches (``device_id``
+        ``None``: the collector's own, in no room). A ``one_off`` finding has no end to wait for:
+        acknowledging the alert closes it."""
+        room = None if device_id is None else self._room(device_id)
+        self._raise(condition, room, self._clock.now(), out, one_off=one_off)
 
     def end_external(self, key: str, out: list[AlertMessage]) -> None:
         self._condition_ended(key, self._clock.now(), out)
@@ -231,7 +235,7 @@ class AlertEngine:
     def _raise(
         self,
         condition: Condition,
-        room: RoomState,
+        room: RoomState | None,
         now: datetime,
         out: list[AlertMessage],
         *,
@@ -256,6 +260,7 @@ class AlertEngine:
         if condition.severity.rank > alert.severity.rank:
             alert.severity = condition.severity
         alert.detail = condition.detail
+        alert.message = condition.message
         self._store.save(alert, now)
         out.append(self._transition(alert, Transition.UPDATED, now))
 
@@ -263,9 +268,9 @@ class AlertEngine:
         alert = self._open.get(key)
         if alert is None:
             return
+        alert.condition_active = False  # also when it clears now: cleared, and no longer true
+        self._store.save(alert, now)
         if alert.latched and alert.state is AlertState.RAISED:
-            alert.condition_active = False
-            self._store.save(alert, now)
             out.append(self._transition(alert, Transition.UPDATED, now, comment="condition ended"))
             return
         out.append(self._close(alert, now, "condition ended"))
@@ -281,7 +286,7 @@ class AlertEngine:
         return self._transition(alert, Transition.CLEARED, now, actor=actor, comment=reason)
 
     def _insert(
-        self, condition: Condition, room: RoomState, now: datetime, *, active: bool
+        self, condition: Condition, room: RoomState | None, now: datetime, *, active: bool
     ) -> OpenAlert:
         escalation = self._policy.escalation
         escalates = condition.severity in escalation.severities and escalation.max_level > 0

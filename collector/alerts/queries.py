@@ -81,4 +81,5 @@ def _alert(row: sqlite3.Row) -> dict[str, Any]:
     alert["latched"] = bool(alert["latched"])
     alert["condition_active"] = bool(alert["condition_active"])
     alert["dedup_key"] = alert.pop("dedup_key")
+    alert["message"] = json.loads(alert["message"]) if alert.get("message") else None
     return alert

@@ -49,6 +49,10 @@ class RoomState:
     panic: bool = False
     tamper: bool = False
     connection: str = "unknown"
+    connection_since: datetime | None = None
+    """When the device's connection last changed (for ``online``: when it (re)connected)."""
+    watched_since: datetime | None = None
+    """When this collector process first judged the room (set by the rules)."""
     components: dict[str, ComponentStatus] = field(default_factory=dict)
     _seqs: dict[str, int] = field(default_factory=dict)
 
@@ -58,6 +62,15 @@ class RoomState:
             return False
         self._seqs[field_name] = seq
         return True
+
+    def connected(self, connection: str, at: datetime | None) -> None:
+        """The device's connection changed (a status message, a Will, a heartbeat timeout)."""
+        self.connection = connection
+        self.connection_since = at
+        if connection == "stopped":
+            # A clean stop ends the agent's boot, and a new boot reports only the components
+            # that are not OK: what this one said of them is over.
+            self.components.clear()
 
     def apply(self, event_type: str, body: dict[str, Any], seq: int, at: datetime) -> bool:
         """Fold one event in; return whether anything the rules look at changed."""
@@ -84,13 +97,21 @@ class RoomState:
                     body["kind"], body["state"], body.get("reason")
                 )
             case "agent.started":
-                # A (re)started agent reports the state of each input: take it as news.
-                roles = body.get("roles", {})
-                for name, active in body.get("inputs", {}).items():
-                    self._start_state(roles.get(name), name, bool(active), seq)
+                self._started(body, seq)
             case _:
                 return False
         return True
+
+    def _started(self, body: dict[str, Any], seq: int) -> None:
+        # A (re)started agent reports only the components that are not OK, so what the previous
+        # boot said of them is stale (unless an alarm of this boot came first).
+        for name in list(self.components):
+            if self._seqs.get(f"component:{name}", 0) < seq:
+                del self.components[name]
+        # It reports the state of each input: take it as news.
+        roles = body.get("roles", {})
+        for name, active in body.get("inputs", {}).items():
+            self._start_state(roles.get(name), name, bool(active), seq)
 
     def _start_state(self, role: str | None, name: str, active: bool, seq: int) -> None:
         if role == "door" and self.newer(f"door:{name}", seq):
@@ -127,6 +148,8 @@ def restore(db: sqlite3.Connection, rooms: dict[str, RoomState]) -> None:
         room = rooms.get(device_id)
         if room is not None:
             room.apply(event_type, json.loads(body), seq, datetime.fromisoformat(received_at))
-    for device_id, connection in db.execute("SELECT device_id, connection FROM device_state"):
+    for device_id, connection, since in db.execute(
+        "SELECT device_id, connection, connection_since FROM device_state"
+    ):
         if device_id in rooms:
-            rooms[device_id].connection = connection
+            rooms[device_id].connected(connection, datetime.fromisoformat(since) if since else None)

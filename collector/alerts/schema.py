@@ -75,3 +75,10 @@ def m001_alerts(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX webhook_pending ON webhook_deliveries (endpoint, state, id)")
+
+
+@MIGRATIONS()
+def m002_alert_messages(db: Database) -> None:
+    # The detail as a message key with parameters (JSON), so people read it in their language;
+    # NULL for alerts raised before, which keep their English detail.
+    db.execute("ALTER TABLE alerts ADD COLUMN message TEXT")

@@ -11,6 +11,7 @@ from typing import Any
 from collector.alerts.policy import AlertPolicy
 from collector.alerts.roomstate import RoomState
 from collector.alerts.rules import Condition
+from collector.messages import Message
 from protocol.alerts import AlertMessage, AlertState, Severity
 
 
@@ -32,6 +33,7 @@ class OpenAlert:
     occurrences: int
     raised_at: datetime
     next_escalation_at: datetime | None
+    message: Message | None = None
 
 
 class AlertStore:
@@ -42,7 +44,7 @@ class AlertStore:
     def load_open(self) -> list[OpenAlert]:
         rows = self._db.execute(
             "SELECT id, dedup_key, rule, device_id, site, room, severity, level, state, latched, "
-            "condition_active, title, detail, occurrences, raised_at, next_escalation_at "
+            "condition_active, title, detail, occurrences, raised_at, next_escalation_at, message "
             "FROM alerts WHERE state != 'cleared'"
         ).fetchall()
         return [_open_alert(row) for row in rows]
@@ -54,39 +56,42 @@ class AlertStore:
     def insert(
         self,
         condition: Condition,
-        room: RoomState,
+        room: RoomState | None,
         now: datetime,
         *,
         active: bool,
         escalate_at: datetime | None,
     ) -> OpenAlert:
+        """``room`` ``None``: an alert about the collector itself, of no device."""
+        device_id, site, place = (room.device_id, room.site, room.room) if room else (None,) * 3
         cursor = self._db.execute(
             "INSERT INTO alerts (dedup_key, rule, device_id, site, room, severity, level, state, "
             "latched, condition_active, title, detail, occurrences, raised_at, updated_at, "
-            "next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, 0, 'raised', ?, ?, ?, ?, 1, ?, ?, ?)",
+            "next_escalation_at, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, 'raised', ?, ?, ?, ?, 1, ?, ?, ?, ?)",
             (
-                condition.key, condition.rule, room.device_id, room.site, room.room,
+                condition.key, condition.rule, device_id, site, place,
                 condition.severity.value, int(condition.latched), int(active), condition.title,
                 condition.detail, now.isoformat(), now.isoformat(),
-                escalate_at.isoformat() if escalate_at else None,
+                escalate_at.isoformat() if escalate_at else None, _dumps(condition.message),
             ),
         )  # fmt: skip
         return OpenAlert(
             id=int(cursor.lastrowid or 0), key=condition.key, rule=condition.rule,
-            device_id=room.device_id, site=room.site, room=room.room, severity=condition.severity,
+            device_id=device_id, site=site, room=place, severity=condition.severity,
             level=0, state=AlertState.RAISED, latched=condition.latched, condition_active=active,
             title=condition.title, detail=condition.detail, occurrences=1, raised_at=now,
-            next_escalation_at=escalate_at,
+            next_escalation_at=escalate_at, message=condition.message,
         )  # fmt: skip
 
     def save(self, alert: OpenAlert, now: datetime) -> None:
         self._db.execute(
             "UPDATE alerts SET severity = ?, level = ?, state = ?, condition_active = ?, "
-            "detail = ?, "
+            "detail = ?, message = ?, "
             "occurrences = ?, updated_at = ?, next_escalation_at = ? WHERE id = ?",
             (
                 alert.severity.value, alert.level, alert.state.value, int(alert.condition_active),
-                alert.detail, alert.occurrences, now.isoformat(),
+                alert.detail, _dumps(alert.message), alert.occurrences, now.isoformat(),
                 alert.next_escalation_at.isoformat() if alert.next_escalation_at else None,
                 alert.id,
             ),
@@ -145,4 +150,9 @@ def _open_alert(row: tuple[Any, ...]) -> OpenAlert:
         condition_active=bool(row[10]), title=row[11], detail=row[12], occurrences=row[13],
         raised_at=datetime.fromisoformat(row[14]),
         next_escalation_at=datetime.fromisoformat(row[15]) if row[15] else None,
+        message=Message.loads(row[16]),
     )  # fmt: skip
+
+
+def _dumps(message: Message | None) -> str | None:
+    return message.dumps() if message is not None else None

@@ -15,6 +15,7 @@ import sqlite3
 from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
 from collector.alerts.rules import Condition
+from collector.messages import CATALOGUE, Message
 from collector.store.writer import DbWriter
 from protocol.alerts import AlertMessage, Severity
 
@@ -41,7 +42,9 @@ def tamper_condition(
     device_id: str, stream: str | None, seq: int | None, kind: str, detail: str
 ) -> Condition:
     """One alert per device and kind: a repeated finding updates it (and counts an occurrence)."""
-    where = device_id if stream is None else f"{device_id} {stream}#{seq}"
+    segment = "" if stream is None else f"{stream}#{seq}"
+    where = device_id if stream is None else f"{device_id} {segment}"
+    key = f"alert.{RULE}.{kind}"
     return Condition(
         key=f"{RULE}:{device_id}:{kind}",
         rule=RULE,
@@ -49,6 +52,11 @@ def tamper_condition(
         title=_TITLES.get(kind, f"Evidence tampering ({kind})"),
         detail=f"{where}: {detail}",
         latched=True,
+        # The evidence side's finding is English text: the English rendering carries it as it is.
+        message=Message(
+            key if key in CATALOGUE else f"alert.{RULE}",
+            {"segment": segment, "kind": kind, "note": detail},
+        ),
     )
 
 

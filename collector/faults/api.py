@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from collector.api.errors import ApiError, validation_error
+from collector.api.errors import ApiError
+from collector.api.params import (
+    bool_param,
+    choice_param,
+    delete_fields,
+    int_param,
+    json_body,
+    not_found,
+    path_id,
+    text_param,
+)
 from collector.faults import queries
 from collector.faults.engine import FaultError
 from collector.faults.maintenance import WindowRequest
@@ -42,61 +52,39 @@ class CancelRequest(BaseModel):
     by: Who
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the request body must be a JSON object") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
-def _id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(404, "not_found", f"{name} must be a number") from None
-
-
 async def _write(request: web.Request, work: Any) -> Any:
     try:
         return await request.app[SERVICES].writer.submit(work)
     except FaultError as exc:
-        raise ApiError(
-            exc.status, "unknown_fault" if exc.status == 404 else "fault_state", str(exc)
-        ) from None
+        if exc.status == 404:
+            raise not_found(str(exc)) from None
+        raise ApiError(exc.status, "fault_state", str(exc)) from None
 
 
 @routes.get("/api/v1/faults")
 async def list_faults(request: web.Request) -> web.Response:
-    query = request.query
-    state = query.get("state")
-    if state is not None and state not in STATES:
-        raise ApiError(400, "bad_parameter", f"state must be one of {', '.join(STATES)}")
-    limit = min(max(int(query.get("limit", "200") or 200), 1), 1000)
+    state = choice_param(request, "state", STATES)
+    site, device = text_param(request, "site"), text_param(request, "device")
+    limit = int_param(request, "limit", 200, 1, 1000)
     faults = await request.app[SERVICES].readers.run(
-        lambda db: queries.list_faults(
-            db, state=state, site=query.get("site"), device=query.get("device"), limit=limit
-        )
+        lambda db: queries.list_faults(db, state=state, site=site, device=device, limit=limit)
     )
     return web.json_response({"faults": faults, "count": len(faults)})
 
 
 @routes.get("/api/v1/faults/{fault_id}")
 async def get_fault(request: web.Request) -> web.Response:
-    fault_id = _id(request, "fault_id")
+    fault_id = path_id(request, "fault_id", "fault")
     fault = await request.app[SERVICES].readers.run(lambda db: queries.get_fault(db, fault_id))
     if fault is None:
-        raise ApiError(404, "unknown_fault", f"no fault {fault_id}")
+        raise not_found(f"no fault {fault_id}")
     return web.json_response(fault)
 
 
 @routes.post("/api/v1/faults/{fault_id}/ack")
 async def acknowledge(request: web.Request) -> web.Response:
-    fault_id = _id(request, "fault_id")
-    body: AckRequest = await _body(request, AckRequest)
+    fault_id = path_id(request, "fault_id", "fault")
+    body: AckRequest = await json_body(request, AckRequest)
     engine = request.app[FAULTS]
     messages: list[AlertMessage] = await _write(
         request, lambda db: engine.acknowledge(fault_id, body.by)
@@ -107,8 +95,8 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/faults/{fault_id}/assign")
 async def assign(request: web.Request) -> web.Response:
-    fault_id = _id(request, "fault_id")
-    body: AssignRequest = await _body(request, AssignRequest)
+    fault_id = path_id(request, "fault_id", "fault")
+    body: AssignRequest = await json_body(request, AssignRequest)
     engine = request.app[FAULTS]
     await _write(request, lambda db: engine.assign(fault_id, body.assignee, body.by))
     return web.json_response({"fault_id": fault_id, "assignee": body.assignee})
@@ -116,8 +104,8 @@ async def assign(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/faults/{fault_id}/notes")
 async def add_note(request: web.Request) -> web.Response:
-    fault_id = _id(request, "fault_id")
-    body: NoteRequest = await _body(request, NoteRequest)
+    fault_id = path_id(request, "fault_id", "fault")
+    body: NoteRequest = await json_body(request, NoteRequest)
     engine = request.app[FAULTS]
     await _write(request, lambda db: engine.note(fault_id, body.text, body.by))
     return web.json_response({"fault_id": fault_id, "note": body.text}, status=201)
@@ -126,7 +114,7 @@ async def add_note(request: web.Request) -> web.Response:
 @routes.get("/api/v1/maintenance")
 async def list_windows(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    include_past = request.query.get("all") in ("1", "true")
+    include_past = bool_param(request, "all") or False
     now = services.clock.now().isoformat()
     windows = await services.readers.run(
         lambda db: queries.list_windows(db, include_past=include_past, now=now)
@@ -136,7 +124,7 @@ async def list_windows(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/maintenance")
 async def create_window(request: web.Request) -> web.Response:
-    body: WindowRequest = await _body(request, WindowRequest)
+    body: WindowRequest = await json_body(request, WindowRequest)
     services = request.app[SERVICES]
     calendar = request.app[FAULTS].calendar
     ids = await _write(request, lambda db: calendar.add(db, body, services.clock.now()))
@@ -145,13 +133,17 @@ async def create_window(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/maintenance/{window_id}")
 async def cancel_window(request: web.Request) -> web.Response:
-    window_id = _id(request, "window_id")
-    body: CancelRequest = await _body(request, CancelRequest)
+    """Cancel a window: ``?by=`` (or a JSON body ``{"by"}``) says who."""
+    window_id = path_id(request, "window_id", "maintenance window")
     services = request.app[SERVICES]
+    known = await services.readers.run(lambda db: queries.window_exists(db, window_id))
+    if not known:
+        raise not_found(f"no maintenance window {window_id}")
+    body = await delete_fields(request, CancelRequest)
     calendar = request.app[FAULTS].calendar
     cancelled = await _write(
         request, lambda db: calendar.cancel(db, window_id, body.by, services.clock.now())
     )
     if not cancelled:
-        raise ApiError(404, "unknown_window", f"no active maintenance window {window_id}")
+        raise ApiError(409, "already_cancelled", f"maintenance window {window_id} is cancelled")
     return web.json_response({"id": window_id, "cancelled_by": body.by})

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from collector.faults.policy import FaultPolicy
 from collector.ingest.runtime import ComponentReading
+from collector.messages import Message, at, device_reason
 from protocol.alerts import Severity
 
 QUESTIONING_ROOMS = ("interrogation", "inquiry")
@@ -43,6 +44,8 @@ class FaultCondition:
     severity: Severity
     room_usable: bool
     reason: str | None
+    message: Message | None = None
+    """The reason as a message key with parameters, for people in either language."""
 
 
 _FAILED_SEVERITY = {"camera": Severity.HIGH, "microphone": Severity.HIGH, "disk": Severity.CRITICAL}
@@ -63,6 +66,7 @@ def fault_conditions(
                 Severity.CRITICAL,
                 False,
                 "offline",
+                Message("fault.offline"),
             )
         )
     elif device.connection == "stopped":
@@ -77,6 +81,7 @@ def fault_conditions(
                     Severity.HIGH,
                     False,
                     "stopped",
+                    Message("fault.stopped"),
                 )
             )
     elif device.connection == "online":
@@ -96,6 +101,7 @@ def fault_conditions(
                         severity,
                         usable,
                         reading.reason,
+                        device_reason(reading.reason, reading.state),
                     )
                 )
             elif reading.state == "degraded":
@@ -109,11 +115,16 @@ def fault_conditions(
                         severity,
                         True,
                         reading.reason,
+                        device_reason(reading.reason, reading.state),
                     )
                 )
         if device.clock_skewed:
-            skew = (
-                f"{device.clock_skew_ms:+.0f} ms" if device.clock_skew_ms is not None else "unknown"
+            skew_ms = device.clock_skew_ms
+            skew = f"{skew_ms:+.0f} ms" if skew_ms is not None else "unknown"
+            message = (
+                Message("fault.clock_skew", {"skew_ms": f"{skew_ms:+.0f}"})
+                if skew_ms is not None
+                else Message("fault.clock_skew_unknown")
             )
             found.append(
                 FaultCondition(
@@ -124,6 +135,7 @@ def fault_conditions(
                     Severity.MEDIUM,
                     True,
                     f"clock off by {skew}",
+                    message,
                 )
             )
     return {condition.key: condition for condition in found}
@@ -134,3 +146,16 @@ def next_deadline(device: DeviceHealth, policy: FaultPolicy) -> datetime | None:
     if device.connection == "stopped" and device.connection_since is not None:
         return device.connection_since + timedelta(seconds=policy.stopped_after_s)
     return None
+
+
+def sla_message(key: str, fault_id: int, fault_type: str, component: str, due: datetime) -> Message:
+    """The sentence of an SLA alert (``alert.sla_response`` / ``alert.sla_restore``)."""
+    return Message(
+        key,
+        {
+            "fault": fault_id,
+            "fault_type": Message(f"fault_type.{fault_type}"),
+            "component": component,
+            "due": at(due),
+        },
+    )

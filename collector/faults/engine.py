@@ -29,10 +29,11 @@ from collector.faults.conditions import (
     FaultCondition,
     fault_conditions,
     next_deadline,
+    sla_message,
 )
 from collector.faults.maintenance import MaintenanceCalendar, Window
 from collector.faults.policy import FaultPolicy
-from collector.faults.store import FaultStore, OpenFault
+from collector.faults.store import FaultStore, OpenFault, reason_message
 from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReading, ComponentReport, StatusChange
 from collector.registry import Registry
@@ -191,6 +192,7 @@ class FaultEngine:
                 "severity": condition.severity.value,
                 "type": condition.type,
                 "reason": condition.reason,
+                "reason_message": reason_message(condition),
             }
         if changes:
             self._store.update(fault.id, **changes)
@@ -270,6 +272,9 @@ class FaultEngine:
                 "Repair response overdue",
                 f"{summary} was not acknowledged by {respond_by.isoformat()}.",
                 latched=False,
+                message=sla_message(
+                    "alert.sla_response", fault.id, fault.type, fault.component, respond_by
+                ),
             )
             self._alerts.raise_external(condition, fault.device_id, out)
         if restore_by and now >= restore_by and not fault.restore_breached:
@@ -283,6 +288,9 @@ class FaultEngine:
                 "Repair restore overdue",
                 f"{summary} was not restored by {restore_by.isoformat()}.",
                 latched=False,
+                message=sla_message(
+                    "alert.sla_restore", fault.id, fault.type, fault.component, restore_by
+                ),
             )
             self._alerts.raise_external(condition, fault.device_id, out)
 

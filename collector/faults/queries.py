@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -45,8 +46,16 @@ def list_windows(db: sqlite3.Connection, *, include_past: bool, now: str) -> lis
     return [dict(row) for row in rows]
 
 
+def window_exists(db: sqlite3.Connection, window_id: int) -> bool:
+    """Whether the window was ever planned (cancelled or not)."""
+    found = db.execute("SELECT 1 FROM maintenance_windows WHERE id = ?", (window_id,)).fetchone()
+    return found is not None
+
+
 def _fault(row: sqlite3.Row) -> dict[str, Any]:
     fault = dict(row)
     fault["room_usable"] = bool(fault["room_usable"])
     fault["suppressed"] = bool(fault["suppressed"])
+    stored = fault.get("reason_message")
+    fault["reason_message"] = json.loads(stored) if stored else None
     return fault

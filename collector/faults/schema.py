@@ -75,3 +75,10 @@ def m001_faults(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m002_fault_reason_messages(db: Database) -> None:
+    # The reason as a message key with parameters (JSON), so people read it in their language;
+    # NULL for faults opened before, which keep their English reason.
+    db.execute("ALTER TABLE faults ADD COLUMN reason_message TEXT")

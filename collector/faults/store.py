@@ -36,6 +36,11 @@ class OpenFault:
     window_id: int | None
 
 
+def reason_message(condition: FaultCondition) -> str | None:
+    """The ``reason_message`` column: the condition's reason as stored JSON."""
+    return condition.message.dumps() if condition.message is not None else None
+
+
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -61,8 +66,8 @@ class FaultStore:
         cursor = self._db.execute(
             "INSERT INTO faults (fault_key, device_id, site, room, component, kind, type, "
             "severity, room_usable, reason, state, opened_at, respond_by, restore_by, "
-            "maintenance_window_id, suppressed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
+            "maintenance_window_id, suppressed, reason_message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
             (
                 condition.key,
                 device.device_id,
@@ -79,6 +84,7 @@ class FaultStore:
                 iso(restore_by),
                 window_id,
                 int(window_id is not None),
+                reason_message(condition),
             ),
         )
         return self.load_one(int(cursor.lastrowid or 0))
@@ -109,8 +115,15 @@ class FaultStore:
         self._db.execute(
             "UPDATE faults SET state = CASE WHEN acknowledged_at IS NULL THEN 'open' "
             "ELSE 'acknowledged' END, restored_at = NULL, healthy_since = NULL, "
-            "reopened = reopened + 1, severity = ?, type = ?, reason = ? WHERE id = ?",
-            (condition.severity.value, condition.type, condition.reason, fault_id),
+            "reopened = reopened + 1, severity = ?, type = ?, reason = ?, reason_message = ? "
+            "WHERE id = ?",
+            (
+                condition.severity.value,
+                condition.type,
+                condition.reason,
+                reason_message(condition),
+                fault_id,
+            ),
         )
         return self.load_one(fault_id)
 

@@ -5,18 +5,21 @@ Query: ``date`` (any day of the period, default today), ``site``, ``format`` (js
 
 from __future__ import annotations
 
-from datetime import date
+import re
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from collector.api.errors import ApiError
+from collector.api.params import choice_param, date_param, not_found, text_param
 from collector.reports.compute import build_report
 from collector.reports.period import Period, PeriodKind
 from collector.reports.render import to_csv, to_html
 from collector.services import SERVICES
 
 routes = web.RouteTableDef()
+
+FORMATS = ("json", "csv", "html")
+LANGUAGES = ("zh", "en")
 
 
 @routes.get("/api/v1/reports/{kind}")
@@ -25,24 +28,16 @@ async def report(request: web.Request) -> web.Response:
     try:
         kind = PeriodKind(request.match_info["kind"])
     except ValueError:
-        raise ApiError(404, "unknown_report", "reports: daily, weekly, biweekly, monthly") from None
+        raise not_found("reports: daily, weekly, biweekly, monthly") from None
     timezone = services.settings.alerts.default_site.timezone
     now = services.clock.now()
-    raw_date = request.query.get("date")
-    try:
-        day = (
-            date.fromisoformat(raw_date) if raw_date else now.astimezone(ZoneInfo(timezone)).date()
-        )
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "date must look like 2026-11-21") from None
-    fmt = request.query.get("format", "json")
-    lang = request.query.get("lang", "zh")
-    if fmt not in ("json", "csv", "html") or lang not in ("zh", "en"):
-        raise ApiError(400, "bad_parameter", "format is json, csv or html; lang is zh or en")
+    day = date_param(request, "date") or now.astimezone(ZoneInfo(timezone)).date()
+    fmt = choice_param(request, "format", FORMATS) or "json"
+    lang = choice_param(request, "lang", LANGUAGES) or "zh"
     period = Period.containing(kind, day, timezone)
-    site = request.query.get("site")
+    site = text_param(request, "site")
     content = await services.readers.run(lambda db: build_report(db, period, now, site))
-    name = f"custos-{kind.value}-{period.first_day.isoformat()}{'-' + site if site else ''}"
+    name = f"custos-{kind.value}-{period.first_day.isoformat()}{'-' + _safe(site) if site else ''}"
     if fmt == "csv":
         return web.Response(
             text=to_csv(content), content_type="text/csv", charset="utf-8",
@@ -55,3 +50,8 @@ async def report(request: web.Request) -> web.Response:
             charset="utf-8",
         )
     return web.json_response(content)
+
+
+def _safe(text: str) -> str:
+    """``text`` fit for a file name in a header: a site named in the query may hold anything."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64]

@@ -11,12 +11,14 @@ from typing import Literal
 
 from aiohttp import web
 
+from collector.messages import words_of
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 DEFAULT: Lang = "zh"
 COOKIE = "custos_lang"
 
-STRINGS: dict[str, tuple[str, str]] = {
+_PAGE_WORDS: dict[str, tuple[str, str]] = {
     # key: (zh, en)
     "title": ("办案区监管指挥中心", "Custody area command center"),
     "switch_language": ("English", "中文"),
@@ -59,37 +61,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_state": ("状态", "State"),
     "col_stream": ("通道", "Stream"),
     "col_time": ("时间", "Time"),
-    "severity_critical": ("紧急", "Critical"),
-    "severity_high": ("高", "High"),
-    "severity_medium": ("中", "Medium"),
-    "severity_low": ("低", "Low"),
-    "state_raised": ("待确认", "Raised"),
-    "state_acknowledged": ("已确认", "Acknowledged"),
-    "state_cleared": ("已解除", "Cleared"),
-    "state_open": ("待响应", "Open"),
-    "state_restored": ("已修复", "Restored"),
+    "timezone": ("时区", "Time zone"),
     "connection_online": ("在线", "Online"),
     "connection_stopped": ("已停止", "Stopped"),
     "connection_offline": ("离线", "Offline"),
     "connection_unknown": ("未知", "Unknown"),
-    "rule_panic": ("紧急按钮被按下", "Panic button pressed"),
-    "rule_door": ("办案区门被打开", "Case-area door opened"),
-    "rule_recording": ("房间有人但未确认录像", "Occupied, recording not confirmed"),
-    "rule_occupied_fault": ("房间有人时设备故障", "Fault in an occupied room"),
-    "rule_tamper": ("设备外壳被打开", "Enclosure opened"),
-    "rule_obstruction": ("摄像头被遮挡或麦克风静音", "Camera covered or microphone muted"),
-    "rule_sensor": ("传感器异常", "Sensor suspect"),
-    "rule_evidence_tamper": ("录像被篡改", "Recording tampered with"),
-    "rule_sla_response": ("维修响应超时", "Repair response overdue"),
-    "rule_sla_restore": ("维修恢复超时", "Repair restore overdue"),
-    "kind_camera": ("摄像头", "Camera"),
-    "kind_microphone": ("麦克风", "Microphone"),
-    "kind_input": ("传感器", "Sensor"),
-    "kind_disk": ("存储", "Disk"),
-    "kind_clock": ("时钟", "Clock"),
-    "kind_uplink": ("网络", "Uplink"),
-    "kind_system": ("系统", "System"),
-    "kind_device": ("设备", "Device"),
+}
+
+
+# Words for values the API returns, shared with the reports: from the one catalogue.
+_FROM_CATALOGUE = {"severity": "severity", "state": "status", "rule": "rule", "kind": "kind"}
+STRINGS: dict[str, tuple[str, str]] = _PAGE_WORDS | {
+    f"{prefix}_{name}": pair
+    for prefix, group in _FROM_CATALOGUE.items()
+    for name, pair in words_of(group).items()
 }
 
 

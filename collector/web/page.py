@@ -1,30 +1,52 @@
 """``GET /``: the command center's page, a shell the script in ``static/`` fills from the API.
 
 The server renders only what must not wait for the script: the language, the words in it, the
-section headings. Everything live comes from the same REST API and alert stream any other client
-uses, so the page can never show what the API does not.
+section headings, the catalogue of server sentences (alert details, fault reasons) in that
+language and the time zone times are shown in. Everything live comes from the same REST API and
+alert stream any other client uses, so the page can never show what the API does not.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from collector.messages import CATALOGUE, LIST_SEPARATOR
+from collector.services import SERVICES
 from collector.web.i18n import COOKIE, LANGS, Lang, choose, words
+from protocol.localtime import load_zone, zone_label
 
 STATIC = Path(__file__).parent / "static"
+FAVICON = STATIC / "favicon.svg"
 ONE_YEAR_S = 365 * 24 * 3600
+ONE_DAY_S = 24 * 3600
 
 routes = web.RouteTableDef()
 
 
-def render(lang: Lang) -> str:
+def _json(value: Any) -> str:
+    """JSON fit for a ``<script type="application/json">`` element."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+def render(lang: Lang, timezone: str, now: datetime) -> str:
     t = words(lang)
     other = LANGS[1 - LANGS.index(lang)]
-    dictionary = json.dumps(t, ensure_ascii=False).replace("</", "<\\/")
+    dictionary = _json(t)
+    index = LANGS.index(lang)
+    catalogue = _json(
+        {
+            "timezone": timezone,
+            "list_separator": LIST_SEPARATOR[lang],
+            "messages": {key: pair[index] for key, pair in CATALOGUE.items()},
+        }
+    )
+    zone = html.escape(zone_label(load_zone(timezone), now))
 
     def h(key: str) -> str:
         return html.escape(t[key])
@@ -41,12 +63,14 @@ def render(lang: Lang) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{h("title")} · Custos</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css">
 </head>
 <body>
 <header>
   <h1>{h("title")}</h1>
   <span id="stream-state" class="stream-state"></span>
+  <span class="zone" title="{h("timezone")}">{h("timezone")} {zone}</span>
   <nav>
     <a href="/api/v1/reports/daily?format=html&amp;lang={lang}">{h("reports")}</a>
     <a href="/api/v1/devices">{h("api")}</a>
@@ -62,6 +86,8 @@ def render(lang: Lang) -> str:
 <dialog id="player"><video controls autoplay></video><audio controls autoplay></audio>
 <form method="dialog"><button>{h("close")}</button></form></dialog>
 <script id="words" type="application/json">{dictionary}</script>
+<script id="catalogue" type="application/json">{catalogue}</script>
+<script src="/static/messages.js" defer></script>
 <script src="/static/app.js" defer></script>
 </body>
 </html>
@@ -71,10 +97,21 @@ def render(lang: Lang) -> str:
 @routes.get("/")
 async def page(request: web.Request) -> web.Response:
     lang, asked = choose(request)
-    response = web.Response(text=render(lang), content_type="text/html", charset="utf-8")
+    services = request.app[SERVICES]
+    timezone = services.settings.alerts.default_site.timezone
+    text = render(lang, timezone, services.clock.now())
+    response = web.Response(text=text, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-cache"
     if asked:
         response.set_cookie(COOKIE, lang, max_age=ONE_YEAR_S, samesite="Lax")
+    return response
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask for ``/favicon.ico`` whatever the page says: the same (SVG) icon."""
+    response = web.FileResponse(FAVICON, headers={"Content-Type": "image/svg+xml"})
+    response.headers["Cache-Control"] = f"public, max-age={ONE_DAY_S}"
     return response
 
 

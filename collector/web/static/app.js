@@ -5,6 +5,9 @@
 
 const WORDS = JSON.parse(document.getElementById("words").textContent);
 const t = (key) => WORDS[key] ?? key;
+// The server's sentences (alert details, fault reasons) in this page's language (messages.js).
+const CATALOGUE = JSON.parse(document.getElementById("catalogue").textContent);
+const ZONE = CATALOGUE.timezone;
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 const POLL_MS = 5000;
 const LOCALE = document.documentElement.lang;
@@ -30,6 +33,28 @@ function duration(seconds) {
   return `${(s / 86400).toFixed(1)} ${t("days")}`;
 }
 
+// A time in the collector's configured zone (not the browser's); the header says which zone.
+function stamp(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(LOCALE, {
+    timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hour12: false,
+  });
+}
+
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString(LOCALE, { timeZone: ZONE, hour12: false });
+}
+
+const say = CustosMessages.renderer(CATALOGUE, stamp);
+
+// How a room is named in a sentence: its registry name with the device id (collector.messages.place).
+function place(deviceId, site, room) {
+  const name = devices.get(deviceId)?.name;
+  if (name) return deviceId ? `${name} (${deviceId})` : name;
+  return `${site || "?"} / ${room || "?"} (${deviceId || "?"})`;
+}
+
 function ago(iso) {
   if (!iso) return "—";
   return `${duration((Date.now() - Date.parse(iso)) / 1000)}${LOCALE === "en" ? " " : ""}${t("ago")}`;
@@ -38,9 +63,9 @@ function ago(iso) {
 function deadline(iso, done) {
   if (!iso) return el("span", {}, "—");
   const left = (Date.parse(iso) - Date.now()) / 1000;
-  if (done) return el("span", { class: "muted" }, new Date(iso).toLocaleString(LOCALE));
-  if (left < 0) return el("span", { class: "overdue" }, `${t("overdue")} ${duration(left)}`);
-  return el("span", { class: left < 900 ? "soon" : "" }, `${t("left")} ${duration(left)}`);
+  if (done) return el("span", { class: "muted" }, stamp(iso));
+  if (left < 0) return el("span", { class: "overdue", title: stamp(iso) }, `${t("overdue")} ${duration(left)}`);
+  return el("span", { class: left < 900 ? "soon" : "", title: stamp(iso) }, `${t("left")} ${duration(left)}`);
 }
 
 // A rule this page has no words for (a newer collector) keeps the collector's own title.
@@ -95,6 +120,14 @@ async function acknowledge(alert) {
   refreshAlerts();
 }
 
+function alertDetail(alert) {
+  return say(alert.message, place(alert.device_id, alert.site, alert.room)) ?? alert.detail;
+}
+
+function faultReason(fault) {
+  return say(fault.reason_message, place(fault.device_id, fault.site, fault.room)) ?? (fault.reason || fault.type);
+}
+
 function alertStatus(alert) {
   const parts = [t(`state_${alert.state}`)];
   if (alert.level) parts.push(`${t("level")} ${alert.level}`);
@@ -121,12 +154,12 @@ async function refreshAlerts() {
           { class: "what" },
           el("strong", {}, ruleTitle(alert)),
           el("span", { class: "where" }, roomOf(alert.device_id, alert.room)),
-          el("small", { title: alert.detail }, alert.detail),
+          el("small", { title: alert.detail }, alertDetail(alert)),
         ),
         el(
           "div",
           { class: "when" },
-          el("span", {}, ago(alert.raised_at)),
+          el("span", { title: stamp(alert.raised_at) }, ago(alert.raised_at)),
           el("small", {}, alertStatus(alert)),
         ),
         alert.state === "raised"
@@ -153,8 +186,8 @@ async function refreshDevices() {
                 {},
                 el("td", {}, d.name || d.room),
                 el("td", { class: "mono" }, d.device_id),
-                el("td", {}, el("span", { class: `dot ${d.connection}` }), t(`connection_${d.connection}`)),
-                el("td", {}, ago(d.last_heartbeat_at)),
+                el("td", { class: "nowrap" }, el("span", { class: `dot ${d.connection}` }), t(`connection_${d.connection}`)),
+                el("td", { class: "nowrap", title: stamp(d.last_heartbeat_at) }, ago(d.last_heartbeat_at)),
               ),
             ),
           ),
@@ -177,11 +210,11 @@ async function refreshFaults() {
               {},
               el("td", {}, roomOf(f.device_id, f.room)),
               el("td", {}, `${t(`kind_${f.kind}`)} ${f.component || ""}`),
-              el("td", {}, f.reason || f.type),
-              el("td", {}, ago(f.opened_at)),
-              el("td", {}, deadline(f.respond_by, Boolean(f.acknowledged_at))),
-              el("td", {}, deadline(f.restore_by, false)),
-              el("td", {}, t(`state_${f.state}`)),
+              el("td", {}, faultReason(f)),
+              el("td", { class: "nowrap", title: stamp(f.opened_at) }, ago(f.opened_at)),
+              el("td", { class: "nowrap" }, deadline(f.respond_by, Boolean(f.acknowledged_at))),
+              el("td", { class: "nowrap" }, deadline(f.restore_by, false)),
+              el("td", { class: "nowrap" }, t(`state_${f.state}`)),
             ),
           ),
         ),
@@ -218,7 +251,7 @@ async function refreshRecordings() {
               {},
               el("td", {}, roomOf(s.device_id, s.room)),
               el("td", { class: "mono" }, `${s.stream} #${s.seq}`),
-              el("td", {}, new Date(s.start_at).toLocaleTimeString(LOCALE)),
+              el("td", { class: "nowrap" }, clock(s.start_at)),
               el("td", {}, el("button", { onclick: () => play(s) }, t("play"))),
             ),
           ),
