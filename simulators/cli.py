@@ -1,4 +1,4 @@
-"""``custos-sim``: run simulated rooms (the real agent code on mock pins) against a broker and a
+"""custos-sim: run simulated rooms (the real agent code on mock pins) against a broker and a
 collector, optionally playing a scenario."""
 
 from __future__ import annotations
@@ -22,9 +22,20 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="custos-sim", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="run N simulated rooms")
+    parser = argparse.ArgumentParser(
+        prog="custos-sim",
+        description="Run simulated rooms (the real agent code on mock pins) against a broker and "
+        "a collector, optionally playing a scenario.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do"
+    )
+    run = commands.add_parser(
+        "run",
+        help="run N simulated rooms",
+        description="Run N simulated rooms until Ctrl-C (or --duration), enrolled with the "
+        "collector, optionally playing a scenario.",
+    )
     run.add_argument(
         "--broker",
         default=env("CUSTOS_BROKER", "mqtt://127.0.0.1:1883"),
@@ -39,17 +50,33 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         default=Path(env("CUSTOS_SIM_DATA", "sim-data") or "sim-data"),
-        help="data directory of the simulated agents (env CUSTOS_SIM_DATA)",
+        help="data directory of the simulated agents (env CUSTOS_SIM_DATA; default %(default)s)",
     )
-    run.add_argument("--site", default="demo", help="site id of the simulated rooms")
-    run.add_argument("--rooms", type=int, default=3, help="how many rooms (default %(default)s)")
-    run.add_argument("--scenario", help="built-in scenario name or TOML file")
-    run.add_argument("--repeat", action="store_true", help="play the scenario again and again")
-    run.add_argument("--duration", type=float, help="stop after this many seconds")
-    run.add_argument("--keepalive", type=int, default=10, help="MQTT keepalive of each agent, s")
-    run.add_argument("--heartbeat", type=float, default=10.0, help="heartbeat interval, s")
     run.add_argument(
-        "--resend-after", type=float, default=10.0, help="resend unacknowledged events after, s"
+        "--site", default="demo", help="site id of the simulated rooms (default %(default)s)"
+    )
+    run.add_argument("--rooms", type=int, default=3, help="how many rooms (default %(default)s)")
+    run.add_argument(
+        "--scenario", help="built-in scenario name (see: custos-sim scenarios) or TOML file"
+    )
+    run.add_argument("--repeat", action="store_true", help="play the scenario again and again")
+    run.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: at Ctrl-C)"
+    )
+    run.add_argument(
+        "--keepalive",
+        type=int,
+        default=10,
+        help="MQTT keepalive of each agent, s (default %(default)s)",
+    )
+    run.add_argument(
+        "--heartbeat", type=float, default=10.0, help="heartbeat interval, s (default %(default)s)"
+    )
+    run.add_argument(
+        "--resend-after",
+        type=float,
+        default=10.0,
+        help="resend unacknowledged events after this many s (default %(default)s)",
     )
     run.add_argument(
         "--no-enroll", action="store_true", help="do not enroll the rooms with the collector"
@@ -61,12 +88,28 @@ def _parser() -> argparse.ArgumentParser:
         help="synthetic: real H.264/AAC recordings of generated pictures and sound (default); "
         "simulated: recorder events only, no media (light, for large simulated fleets)",
     )
-    run.add_argument("--token", default=env("CUSTOS_ADMIN_TOKEN"), help="collector admin token")
-    run.add_argument("--log-level", default=env("CUSTOS_LOG_LEVEL", "info"))
     run.add_argument(
-        "--log-format", choices=("json", "text"), default=env("CUSTOS_LOG_FORMAT", "text")
+        "--token",
+        default=env("CUSTOS_ADMIN_TOKEN"),
+        help="the collector's admin token, for enrollment (env CUSTOS_ADMIN_TOKEN)",
     )
-    commands.add_parser("scenarios", help="list the built-in scenarios")
+    run.add_argument(
+        "--log-level",
+        default=env("CUSTOS_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=env("CUSTOS_LOG_FORMAT", "text"),
+        help="log lines as text or one JSON object each (env CUSTOS_LOG_FORMAT; "
+        "default %(default)s)",
+    )
+    commands.add_parser(
+        "scenarios",
+        help="list the built-in scenarios",
+        description="List the built-in scenarios with what each plays.",
+    )
     return parser
 
 
