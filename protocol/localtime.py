@@ -39,16 +39,19 @@ def zone_argument(name: str) -> ZoneInfo:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_timezone_option(parser: argparse.ArgumentParser, *, shows: str = "times") -> None:
-    """``--timezone ZONE`` (env ``CUSTOS_TIMEZONE``; default Asia/Shanghai) on ``parser``.
-    The environment is read when the parser is built, as every option's default is."""
+def add_timezone_option(
+    parser: argparse.ArgumentParser, *, shows: str = "times", purpose: str | None = None
+) -> None:
+    """``--timezone ZONE`` (env ``CUSTOS_TIMEZONE``; default Asia/Shanghai) on ``parser``; its
+    help says that ``shows`` are shown in it, or else says ``purpose``. The environment is read
+    when the parser is built, as every option's default is."""
+    what = purpose or f"IANA time zone that {shows} are shown in, with its offset"
     parser.add_argument(
         "--timezone",
         metavar="ZONE",
         type=zone_argument,
         default=os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE,
-        help=f"IANA time zone that {shows} are shown in, with its offset "
-        f"(env {TIMEZONE_ENV}; default %(default)s)",
+        help=f"{what} (env {TIMEZONE_ENV}; default %(default)s)",
     )
 
 

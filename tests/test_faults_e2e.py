@@ -4,16 +4,20 @@ engine, read back over the real API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from collector.faults.policy import FaultPolicy
 from simulators.broker import MosquittoBroker
 from tests.helpers import eventually, make_room, running_collector, started_room
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 FAST = FaultPolicy(grace_s=0, stable_s=2, respond_s=3600, restore_s=8 * 3600)
 
@@ -158,9 +162,16 @@ async def test_the_crew_works_the_queue_from_the_command_line(
             fault = await eventually(
                 lambda: _fault(collector.api, "active", "cam-room"), timeout=30, what="fault"
             )
-            code, out, _ = await cli("faults", "list")
+            code, out, _ = await cli("faults", "list", "--timezone", "Asia/Shanghai")
             assert code == 0
             assert f"{fault['id']:>5} open" in out and "cam-room" in out
+            # Deadlines in the site's local time, the zone said once above the table.
+            respond_by = datetime.fromisoformat(fault["respond_by"]).astimezone(SHANGHAI)
+            assert out.splitlines()[0] == "times in Asia/Shanghai, UTC+08:00"
+            assert f"{respond_by:%Y-%m-%d %H:%M}" in out
+            code, out, _ = await cli("faults", "list", "--json")
+            assert json.loads(out)["faults"][0]["respond_by"] == fault["respond_by"]
+            assert fault["respond_by"].endswith("+00:00")
             assert (await cli("faults", "ack", str(fault["id"]), "--by", "technician 7"))[:2] == (
                 0, f"fault {fault['id']} acknowledged by technician 7\n",
             )  # fmt: skip
@@ -182,7 +193,18 @@ async def test_the_crew_works_the_queue_from_the_command_line(
                 "planner",
             )
             assert (code, out.strip()) == (0, "maintenance window 1 planned")
-            code, out, _ = await cli("maintenance", "list")
+            code, out, _ = await cli(
+                "maintenance", "add", "--device", "ir-102", "--from", "2030-01-01T10:00",
+                "--hours", "1", "--reason", "rewire", "--by", "planner",
+                "--timezone", "Asia/Shanghai",
+            )  # fmt: skip
+            assert (code, out.strip()) == (0, "maintenance window 2 planned")
+            windows = (await collector.api("/api/v1/maintenance"))["windows"]
+            assert datetime.fromisoformat(windows[-1]["starts_at"]) == datetime(
+                2030, 1, 1, 2, 0, tzinfo=UTC
+            )
+            code, out, _ = await cli("maintenance", "list", "--timezone", "Asia/Shanghai")
             assert "ir-101" in out and "new lens" in out
+            assert "2030-01-01 10:00" in out and "2030-01-01 11:00" in out
         finally:
             await room.stop()

@@ -18,18 +18,29 @@ from collector.reports.compute import build_report
 from collector.reports.period import Period, PeriodKind
 from collector.reports.render import to_csv, to_html
 from collector.store.database import DB_FILE
+from protocol.localtime import add_timezone_option
 
 
 def add_parsers(commands: Any) -> None:
     report = commands.add_parser(
         "report", help="the daily bulletin, weekly, biweekly and monthly reports"
     )
-    report.add_argument("kind", choices=[kind.value for kind in PeriodKind])
+    report.add_argument(
+        "kind",
+        choices=[kind.value for kind in PeriodKind],
+        help="daily is the bulletin (一日一通报); the others cover their period",
+    )
     report.add_argument(
         "--date", type=date.fromisoformat, help="any day of the period (default today)"
     )
     report.add_argument("--site", help="one site only (default: every site, and the fleet)")
-    report.add_argument("--format", choices=("json", "csv", "html"), default="html")
+    report.add_argument(
+        "--format",
+        choices=("json", "csv", "html"),
+        default="html",
+        help="html to print or send, csv for a spreadsheet, json for programs "
+        "(default %(default)s)",
+    )
     report.add_argument(
         "--lang", choices=("zh", "en"), default="zh", help="language of the HTML report"
     )
@@ -37,8 +48,10 @@ def add_parsers(commands: Any) -> None:
     report.add_argument(
         "--data", type=Path, help="read the collector's data directory directly instead of its API"
     )
-    report.add_argument(
-        "--timezone", default="Asia/Shanghai", help="with --data: the local time of the periods"
+    add_timezone_option(
+        report,
+        purpose="with --data: the IANA time zone whose days the periods are "
+        "(online, the collector's own)",
     )
     add_connection_options(report)
     report.set_defaults(handler=_report)
@@ -77,8 +90,9 @@ def _offline(args: argparse.Namespace, kind: PeriodKind) -> str:
     path = args.data / DB_FILE
     if not path.exists():
         raise CommandError(f"no collector database at {path}")
-    now = datetime.now(ZoneInfo(args.timezone))
-    period = Period.containing(kind, args.date or now.date(), args.timezone)
+    zone: ZoneInfo = args.timezone
+    now = datetime.now(zone)
+    period = Period.containing(kind, args.date or now.date(), zone.key)
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         report = build_report(db, period, now, args.site)
     if args.format == "json":
