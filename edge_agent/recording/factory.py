@@ -28,10 +28,10 @@ SPOOL_DIR = "spool"
 KEY_FILE = "device_key.ed25519"
 
 
-def build_camera(camera: CameraConfig, clock: Clock) -> MediaSource:
+def build_camera(camera: CameraConfig, clock: Clock, *, device_id: str = "") -> MediaSource:
     size = {"width": camera.width, "height": camera.height, "fps": camera.fps}
     if camera.source is CameraSource.SYNTHETIC:
-        return SyntheticCamera(camera.id, clock=clock, **size)
+        return SyntheticCamera(camera.id, clock=clock, identity=f"{device_id}/{camera.id}", **size)
     if camera.source is CameraSource.RTSP:
         assert camera.url is not None  # the config schema requires it
         return PyAVCamera.rtsp(camera.id, camera.url, clock=clock, **size)
@@ -41,11 +41,14 @@ def build_camera(camera: CameraConfig, clock: Clock) -> MediaSource:
     return Picamera2Camera(camera.id, clock=clock, **size)
 
 
-def build_microphone(microphone: MicrophoneConfig, clock: Clock) -> MediaSource:
+def build_microphone(
+    microphone: MicrophoneConfig, clock: Clock, *, device_id: str = ""
+) -> MediaSource:
     if microphone.source == "synthetic":
         return SyntheticMicrophone(
             microphone.id,
             clock=clock,
+            identity=f"{device_id}/{microphone.id}",
             sample_rate=microphone.sample_rate,
             channels=microphone.channels,
         )
@@ -59,9 +62,11 @@ def build_microphone(microphone: MicrophoneConfig, clock: Clock) -> MediaSource:
 
 
 def build_sources(config: AgentConfig, clock: Clock) -> list[MediaSource]:
-    """Every camera, then every microphone, in config order (each is its own stream)."""
-    return [build_camera(c, clock) for c in config.cameras] + [
-        build_microphone(m, clock) for m in config.microphones
+    """Every camera, then every microphone, in config order (each is its own stream; a
+    synthetic one's content is its own as well, by device and component id)."""
+    device_id = config.device.id
+    return [build_camera(c, clock, device_id=device_id) for c in config.cameras] + [
+        build_microphone(m, clock, device_id=device_id) for m in config.microphones
     ]
 
 

@@ -1,7 +1,9 @@
 """A camera that needs no hardware: generated frames encoded to real H.264 with libx264.
 
 The picture is a moving gradient with a bar and the frame counter drawn as 16 black/white squares
-along the top. Frames are timed by the injected clock (a task on the loop), rendered and encoded in
+along the top; where the gradient starts, how fast the bar moves and the picture's tint come from
+the camera's ``identity`` (by default its component id), so two simulated cameras never record the
+same bytes. Frames are timed by the injected clock (a task on the loop), rendered and encoded in
 a capture thread, and handed back through the packet pump. Fault controls for simulations:
 :meth:`stall` (no packets at all) and :meth:`cover` (flat dark frames, as behind a hand or tape).
 """
@@ -21,6 +23,7 @@ from edge_agent.capture.errors import CaptureError
 from edge_agent.capture.ports import EncodedPacket, PacketSink, SourceHealth, StreamFormat
 from edge_agent.capture.pump import PacketPump
 from edge_agent.hw.cameras.h264 import VIDEO_TIME_BASE, H264Encoder, KeyframeGrid, LumaProbe
+from edge_agent.hw.signature import stream_signature
 from protocol.clock import Clock
 from protocol.recording import StreamKind
 
@@ -39,11 +42,19 @@ class _Tick:
 
 class SyntheticCamera:
     def __init__(
-        self, component_id: str, *, clock: Clock, width: int = 320, height: int = 240, fps: int = 10
+        self,
+        component_id: str,
+        *,
+        clock: Clock,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 10,
+        identity: str | None = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError("width and height must be even for yuv420p")
         self._id = component_id
+        self._signature = stream_signature(identity or component_id)
         self._clock = clock
         self.width, self.height, self.fps = width, height, fps
         self._pump = PacketPump(f"camera-{component_id}")
@@ -163,7 +174,7 @@ class SyntheticCamera:
         import av
 
         grid = KeyframeGrid()
-        pattern = _Pattern(self.width, self.height)
+        pattern = _Pattern(self.width, self.height, self._signature)
         try:
             while (tick := self._ticks.get()) is not None:
                 image = pattern.covered() if tick.covered else pattern.frame(tick.index)
@@ -196,19 +207,23 @@ class SyntheticCamera:
 class _Pattern:
     """Frames in yuv420p layout: ``height * 3 / 2`` rows of ``width`` bytes."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, signature: int) -> None:
         self.width, self.height = width, height
         x = np.arange(width, dtype=np.uint16)
         y = np.arange(height, dtype=np.uint16)
-        self._gradient = ((x[None, :] + y[:, None]) % 256).astype(np.uint8)
-        self._chroma = np.full((height // 2, width), 128, np.uint8)
+        phase = signature % 256
+        self._gradient = ((x[None, :] + y[:, None] + phase) % 256).astype(np.uint8)
+        self._bar_step = 3 + (signature >> 8) % 5
+        # A faint tint (U and V planes a little off grey) tells cameras apart at a glance too.
+        u, v = 128 + (signature >> 16) % 33 - 16, 128 + (signature >> 24) % 33 - 16
+        self._chroma = _chroma_planes(width, height, u, v)
         self._dark = np.concatenate(
             [np.full((height, width), COVERED_LUMA, np.uint8), self._chroma]
         )
 
     def frame(self, index: int) -> np.ndarray:
         luma = np.roll(self._gradient, index * 3, axis=1)
-        bar = (index * 5) % self.width
+        bar = (index * self._bar_step) % self.width
         luma[:, bar : bar + max(2, self.width // 40)] = 235
         cell = max(2, self.width // (_COUNTER_BITS * 2))
         for bit in range(_COUNTER_BITS):
@@ -218,3 +233,10 @@ class _Pattern:
 
     def covered(self) -> np.ndarray:
         return self._dark
+
+
+def _chroma_planes(width: int, height: int, u: int, v: int) -> np.ndarray:
+    """The U then V quarter planes of yuv420p, laid out as ``height / 2`` rows of ``width``."""
+    quarter = width * height // 4
+    flat = np.concatenate([np.full(quarter, u, np.uint8), np.full(quarter, v, np.uint8)])
+    return flat.reshape(height // 2, width)

@@ -1,5 +1,8 @@
 """A microphone that needs no hardware: a tone with a little noise, timed by the injected clock.
 
+The tone's pitch and the noise come from the microphone's ``identity`` (by default its component
+id), so two simulated microphones never record the same bytes.
+
 Fault controls for simulations: :meth:`mute` (digital silence, as a cut cable or a muted input),
 :meth:`clip` (driven far past full scale, as a shouting voice into too much gain).
 """
@@ -15,6 +18,7 @@ import numpy as np
 from edge_agent.capture.ports import PacketSink, SourceHealth, StreamFormat
 from edge_agent.hw.microphones.encoder import AudioCodec
 from edge_agent.hw.microphones.pipeline import AudioPipeline
+from edge_agent.hw.signature import stream_signature
 from protocol.clock import Clock
 from protocol.recording import StreamKind
 
@@ -29,20 +33,22 @@ class SyntheticMicrophone:
         clock: Clock,
         sample_rate: int = 16_000,
         channels: int = 1,
-        tone_hz: float = 440.0,
+        tone_hz: float | None = None,
         amplitude: float = 0.25,
         block_s: float = 0.1,
         codec: AudioCodec = "aac",
-        seed: int = 0,
+        identity: str | None = None,
     ) -> None:
+        signature = stream_signature(identity or component_id)
         self._clock = clock
         self._pipeline = AudioPipeline(
             component_id, sample_rate=sample_rate, channels=channels, codec=codec
         )
-        self._tone_hz = tone_hz
+        # 300-930 Hz in 10 Hz steps: well inside any codec's band and the level meter's.
+        self._tone_hz = tone_hz if tone_hz is not None else 300.0 + 10.0 * (signature % 64)
         self._amplitude = amplitude
         self._block = max(1, round(sample_rate * block_s))
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(signature)
         self._timer: asyncio.Task[None] | None = None
         self._muted = False
         self._clipped = False
@@ -50,6 +56,10 @@ class SyntheticMicrophone:
     @property
     def id(self) -> str:
         return self._pipeline.id
+
+    @property
+    def tone_hz(self) -> float:
+        return self._tone_hz
 
     @property
     def kind(self) -> StreamKind:
