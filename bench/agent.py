@@ -96,7 +96,7 @@ def wait_json(path: Path, process: subprocess.Popen[bytes], timeout_s: float) ->
 
 
 def start_bare_interpreter(ctx: BenchContext, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
-    """The same Python, started and idle: the floor any Python agent stands on."""
+    """The same Python, started and idle: the floor any Python agent stands on (memory)."""
     marker = ctx.workdir / "bare-ready"
     process = spawn(
         ctx.cleanup,
@@ -114,6 +114,28 @@ def start_bare_interpreter(ctx: BenchContext, timeout_s: float = 20.0) -> subpro
             raise BenchError("the bare interpreter did not start")
         time.sleep(0.01)
     return process
+
+
+def start_heartbeat_floor(
+    ctx: BenchContext, broker: MosquittoBroker, heartbeat_s: float, timeout_s: float = 20.0
+) -> AgentProbe:
+    """paho-mqtt alone sending the same heartbeat at the same interval (``bench.footprint_floor``):
+    the CPU floor of an agent that only stays connected and reports."""
+    argv = ["heartbeat", "--port", str(broker.port), "--interval", str(heartbeat_s)]
+    return _start_floor(ctx, f"floor-heartbeat-{heartbeat_s:g}", argv, timeout_s)
+
+
+def start_media_floor(ctx: BenchContext, timeout_s: float = 20.0) -> AgentProbe:
+    """PyAV alone encoding the recording agent's streams in real time: the CPU floor of the
+    recorder (``bench.footprint_floor``)."""
+    return _start_floor(ctx, "floor-media", ["media"], timeout_s)
+
+
+def _start_floor(ctx: BenchContext, name: str, argv: list[str], timeout_s: float) -> AgentProbe:
+    data = ctx.subdir(name)
+    command = [sys.executable, "-m", "bench.footprint_floor", *argv, "--data", str(data)]
+    process = spawn(ctx.cleanup, command, log_path=data / "probe.log")
+    return AgentProbe(process, data, wait_json(data / "ready.json", process, timeout_s))
 
 
 @dataclass(frozen=True)
