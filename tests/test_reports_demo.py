@@ -161,10 +161,10 @@ async def test_every_report_in_every_format_over_the_api(
 ) -> None:
     # What the reports must cope with, as the demo made it: alerts of several severities,
     # faults opened and restored, segments recorded and uploaded, a stop and a restart.
-    assert {row[0] for row in _read(demo_copy, "SELECT severity FROM alerts")} >= {
-        "critical",
-        "high",
-    }
+    # (The door alert is medium in business hours and high outside them: which one depends on
+    # when the suite runs, so only "critical and at least one other" is certain.)
+    severities = {row[0] for row in _read(demo_copy, "SELECT severity FROM alerts")}
+    assert "critical" in severities and len(severities) >= 2, severities
     assert "restored" in {row[0] for row in _read(demo_copy, "SELECT state FROM faults")}
     assert _read(demo_copy, "SELECT COUNT(*) FROM evidence_segments")[0][0] > 0
     assert {row[0] for row in _read(demo_copy, "SELECT connection FROM status_log")} >= {
@@ -189,7 +189,8 @@ async def test_every_report_in_every_format_over_the_api(
                         assert text.startswith("<!doctype html>")
         report = await collector.api(f"/api/v1/reports/daily?date={day}")
         fleet = report["fleet"]
-        assert set(fleet["alerts"]) >= {"critical", "high"}
+        raised = _read(demo_copy, "SELECT severity, raised_at FROM alerts")
+        assert set(fleet["alerts"]) == {sev for sev, at in raised if _local_day(at) == day}
         assert next(iter(fleet["alerts"])) == "critical"  # the most severe first
         assert fleet["faults_opened"] >= 1 and fleet["faults_restored"] >= 1
         assert fleet["availability"] is not None and fleet["occupied_seconds"] > 0
