@@ -35,7 +35,6 @@ from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.processor import IngestProcessor
 from collector.intake import Intake
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
-from collector.mqtt import BrokerAddress
 from collector.registry import Registry
 from collector.reports import api as reports_api
 from collector.runner import FATAL, Fatal
@@ -111,7 +110,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         storage_watch=StorageAlerts(engine),
     )
     intake = Intake(
-        BrokerAddress.parse(settings.broker),
+        settings.broker_address(),
         settings.client_id,
         writer,
         clock,

@@ -62,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("CUSTOS_BROKER"),
         help="MQTT broker URL (env CUSTOS_BROKER; default mqtt://127.0.0.1:1883)",
     )
+    for option, field, what in (
+        ("--broker-ca", "broker_ca_file", "with mqtts: the CA of the broker's certificate"),
+        ("--broker-cert", "broker_cert_file", "with mqtts: our client certificate (PEM)"),
+        ("--broker-key", "broker_key_file", "the key of --broker-cert (PEM)"),
+    ):
+        variable = f"CUSTOS_{field.upper()}"
+        serve.add_argument(
+            option,
+            dest=field,
+            type=Path,
+            metavar="FILE",
+            default=_env(variable),
+            help=f"{what} (env {variable})",
+        )
     serve.add_argument(
         "--http",
         default=_env("CUSTOS_HTTP"),
@@ -124,6 +138,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {
         "broker": args.broker,
+        "broker_ca_file": args.broker_ca_file,
+        "broker_cert_file": args.broker_cert_file,
+        "broker_key_file": args.broker_key_file,
         "data_dir": args.data,
         "client_id": args.client_id,
         "registry_file": args.registry,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.alerts.policy import AlertPolicy
 from collector.faults.policy import FaultPolicy
+from collector.mqtt.address import BrokerAddress
 
 
 class SettingsError(Exception):
@@ -22,6 +24,14 @@ class CollectorSettings(BaseModel):
 
     broker: str = "mqtt://127.0.0.1:1883"
     """Broker URL: ``mqtt://host:port`` or ``mqtts://user:password@host:port``."""
+    broker_ca_file: Path | None = None
+    """With ``mqtts``: the CA that signed the broker's certificate (default: the system's)."""
+    broker_cert_file: Path | None = None
+    """With ``mqtts``: the collector's client certificate (PEM), for a broker that asks."""
+    broker_key_file: Path | None = None
+    """The key of ``broker_cert_file`` (PEM)."""
+    broker_server_name: str | None = None
+    """The name the broker's certificate must carry, when it is not the URL's host."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     data_dir: Path = Path("custos-data")
@@ -53,6 +63,24 @@ class CollectorSettings(BaseModel):
     faults: FaultPolicy = FaultPolicy()
     clock_skew_limit_ms: Annotated[float, Field(ge=10, le=3_600_000)] = 2000.0
     """A device whose clock differs from the collector's by more than this gets a fault."""
+
+    @model_validator(mode="after")
+    def _broker_is_usable(self) -> CollectorSettings:
+        address = self.broker_address()  # a ValueError here names the problem
+        try:
+            address.ssl_context()  # the TLS files are read at start, not at the first connect
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use the broker's TLS files: {exc}") from None
+        return self
+
+    def broker_address(self) -> BrokerAddress:
+        """Where the broker is and how to log in and verify it (URL plus TLS files)."""
+        return BrokerAddress.parse(self.broker).with_tls_files(
+            ca_file=self.broker_ca_file,
+            cert_file=self.broker_cert_file,
+            key_file=self.broker_key_file,
+            server_name=self.broker_server_name,
+        )
 
 
 def load_settings(config: Path | None, overrides: Mapping[str, Any]) -> CollectorSettings:

@@ -69,10 +69,11 @@ def connection(
     on_connected: Callable[[bool], None] | None = None,
     on_disconnected: Callable[[], None] | None = None,
     url: str | None = None,
+    address: BrokerAddress | None = None,
     backoff: Backoff | None = None,
 ) -> MqttConnection:
     return MqttConnection(
-        BrokerAddress.parse(url or broker.url),
+        address or BrokerAddress.parse(url or broker.url),
         SessionOptions(client_id, keepalive_s=keepalive_s, clean_start=clean_start, will=will),
         subscriptions=subscriptions,
         on_messages=inbox,

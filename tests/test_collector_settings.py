@@ -61,3 +61,15 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     )  # fmt: skip
     assert result.returncode == 2
     assert "alerts.escalation.after_s: Input should be greater than or equal to 5" in result.stderr
+
+
+def test_the_broker_tls_files_are_checked_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="need mqtts"):
+        load_settings(None, {"broker": "mqtt://127.0.0.1", "broker_ca_file": tmp_path / "ca.crt"})
+    with pytest.raises(SettingsError, match="cannot use the broker's TLS files"):
+        load_settings(None, {"broker": "mqtts://broker", "broker_ca_file": tmp_path / "none.crt"})
+    with pytest.raises(SettingsError, match="needs its key"):
+        load_settings(None, {"broker": "mqtts://broker", "broker_cert_file": tmp_path / "c.pem"})
+    settings = load_settings(None, {"broker": "mqtts://broker:8883", "broker_server_name": "mq"})
+    address = settings.broker_address()
+    assert (address.host, address.port, address.tls_server_name) == ("broker", 8883, "mq")

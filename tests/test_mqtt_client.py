@@ -258,17 +258,40 @@ async def test_publish_while_not_connected_raises(broker: MosquittoBroker) -> No
             conn.publish("t/x", b"while down")
 
 
-async def test_inflight_qos1_fails_with_connection_lost_when_broker_killed(
+async def test_inflight_qos1_is_sent_again_after_the_broker_dies_and_arrives(
+    tmp_path: Path,
+) -> None:
+    # A broker that keeps sessions on disk: both sessions survive its death, so the publish
+    # lost with it goes out again with its packet id and DUP, and reaches the subscriber.
+    with MosquittoBroker(tmp_path / "broker", persistence=True) as broker:
+        inbox = Inbox()
+        subscriber = connection(broker, inbox, client_id="sub")
+        publisher = connection(broker, Inbox(), client_id="pub", subscriptions=())
+        async with running(subscriber), running(publisher):
+            await eventually(
+                lambda: (broker.directory / "mosquitto.db").exists(), what="sessions saved"
+            )
+            with stopped(broker):  # no PUBACK can come back
+                future = publisher.publish("t/x", b"in flight", qos=1)
+                broker.kill()
+            assert not future.done()
+            broker.start()
+            await asyncio.wait_for(future, TIMEOUT)
+            await inbox.wait_for(1)
+            assert inbox.payloads == [b"in flight"]
+            assert publisher.stats.connects == 2
+
+
+async def test_pending_qos1_fails_with_connection_lost_when_the_connection_closes(
     broker: MosquittoBroker,
 ) -> None:
     conn = connection(broker, Inbox(), subscriptions=())
     async with running(conn):
-        with stopped(broker):  # no PUBACK can come back
-            future = conn.publish("t/x", b"in flight", qos=1)
-            broker.kill()
-            with pytest.raises(ConnectionLost):
-                await asyncio.wait_for(future, TIMEOUT)
-        assert not conn.is_connected
+        with stopped(broker):
+            future = conn.publish("t/x", b"never acknowledged", qos=1)
+            await asyncio.wait_for(conn.close(), TIMEOUT)
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(future, TIMEOUT)
 
 
 async def test_publishes_beyond_receive_maximum_wait_their_turn(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 
+import mqtt5
 import pytest
 
 from collector.mqtt import (
@@ -16,7 +17,6 @@ from collector.mqtt import (
     PublishRefused,
     SessionOptions,
 )
-from collector.mqtt.packets import PacketDecoder
 from protocol.clock import SystemClock
 from tests.mqtt_support import TIMEOUT, Inbox, eventually, fast_backoff, running
 
@@ -54,6 +54,20 @@ class FakeBroker:
         assert self.server is not None
         port: int = self.server.sockets[0].getsockname()[1]
         return port
+
+
+def _packets(data: bytes) -> list[object]:
+    """Every complete packet the client sent."""
+    packets: list[object] = []
+    view = memoryview(data)
+    while view:
+        try:
+            packet, size = mqtt5.read(view)
+        except IndexError:
+            break
+        packets.append(packet)
+        view = view[size:]
+    return packets
 
 
 async def test_malformed_packet_is_a_protocol_error_then_reconnect(
@@ -137,7 +151,11 @@ async def test_receive_maximum_limits_publishes_in_flight() -> None:
     )
 
     def published() -> list[bytes]:
-        return [m.payload for m in PacketDecoder().feed(bytes(fake.connections[0])).messages]
+        return [
+            packet.payload
+            for packet in _packets(bytes(fake.connections[0]))
+            if isinstance(packet, mqtt5.PublishPacket)
+        ]
 
     async with fake.server, running(conn):
         futures = [conn.publish("t/q", str(i).encode(), qos=1) for i in range(5)]

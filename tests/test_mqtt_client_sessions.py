@@ -182,23 +182,41 @@ async def run_command(*argv: str) -> None:
     assert await asyncio.wait_for(process.wait(), 60) == 0, argv
 
 
+async def _make_pki(directory: Path) -> dict[str, Path]:
+    """A CA, the broker's certificate (for 127.0.0.1) and a client certificate, with openssl."""
+    files = {name: directory / name for name in (
+        "ca.key", "ca.crt", "server.key", "server.csr", "server.crt",
+        "client.key", "client.csr", "client.crt", "server.cnf",
+    )}  # fmt: skip
+    files["server.cnf"].write_text("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    await run_command("openssl", "req", "-x509", *ec, "-keyout", str(files["ca.key"]),
+                      "-out", str(files["ca.crt"]), "-days", "1", "-subj", "/CN=Custos test CA")  # fmt: skip
+    for who, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=custos-collector")):
+        await run_command("openssl", "req", *ec, "-keyout", str(files[f"{who}.key"]),
+                          "-out", str(files[f"{who}.csr"]), "-subj", subject)  # fmt: skip
+        extra = ["-extfile", str(files["server.cnf"])] if who == "server" else []
+        await run_command("openssl", "x509", "-req", "-in", str(files[f"{who}.csr"]),
+                          "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
+                          "-CAcreateserial", "-out", str(files[f"{who}.crt"]), "-days", "1",
+                          *extra)  # fmt: skip
+    return files
+
+
+def _tls_broker(directory: Path, pki: dict[str, Path], *extra: str) -> MosquittoBroker:
+    tls = (
+        f"cafile {pki['ca.crt']}",
+        f"certfile {pki['server.crt']}",
+        f"keyfile {pki['server.key']}",
+    )
+    return MosquittoBroker(directory, extra_config=(*tls, *extra))
+
+
 async def test_mqtts_verifies_the_broker_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ca_key, ca_crt = tmp_path / "ca.key", tmp_path / "ca.crt"
-    key, csr, crt = tmp_path / "server.key", tmp_path / "server.csr", tmp_path / "server.crt"
-    extensions = tmp_path / "ext.cnf"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    await run_command("openssl", "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca_crt),
-                      "-days", "1", "-subj", "/CN=Custos test CA")  # fmt: skip
-    await run_command("openssl", "req", *ec, "-keyout", str(key), "-out", str(csr),
-                      "-subj", "/CN=127.0.0.1")  # fmt: skip
-    await run_command("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt),
-                      "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt), "-days", "1",
-                      "-extfile", str(extensions))  # fmt: skip
-    tls = (f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}")
-    with MosquittoBroker(tmp_path / "broker", extra_config=tls) as broker:
+    pki = await _make_pki(tmp_path)
+    with _tls_broker(tmp_path / "broker", pki) as broker:
         url = f"mqtts://{broker.host}:{broker.port}"
         assert BrokerAddress.parse(url).tls
         # The system CAs do not know our test CA: the handshake fails and the client retries.
@@ -208,13 +226,56 @@ async def test_mqtts_verifies_the_broker_certificate(
             await eventually(lambda: backoff.attempt == 1, what="failed TLS handshake")
             assert untrusting.stats.connects == 0
         # OpenSSL reads SSL_CERT_FILE when ssl.create_default_context() loads the default CAs.
-        monkeypatch.setenv("SSL_CERT_FILE", str(ca_crt))
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki["ca.crt"]))
         inbox = Inbox()
         trusting = connection(broker, inbox, client_id="trusting", url=url)
         async with running(trusting):
             await asyncio.wait_for(trusting.publish("t/tls", b"secret", qos=1), TIMEOUT)
             await inbox.wait_for(1)
         assert inbox.messages == [InboundMessage("t/tls", b"secret", 1, False)]
+
+
+async def test_mqtts_with_the_site_ca_and_a_client_certificate(tmp_path: Path) -> None:
+    pki = await _make_pki(tmp_path)
+    required = ("require_certificate true", "use_identity_as_username true")
+    with _tls_broker(tmp_path / "broker", pki, *required) as broker:
+        site = BrokerAddress.parse(f"mqtts://{broker.host}:{broker.port}")
+        with_ca = site.with_tls_files(ca_file=pki["ca.crt"])
+        # A broker that demands a client certificate refuses a client without one.
+        backoff = Backoff(initial=60.0, maximum=60.0)
+        anonymous = connection(broker, Inbox(), client_id="anon", address=with_ca, backoff=backoff)
+        async with running(anonymous, connected=False):
+            await eventually(lambda: backoff.attempt == 1, what="refused without a certificate")
+            assert anonymous.stats.connects == 0
+        # The broker's certificate must name the host we asked for.
+        misnamed = with_ca.with_tls_files(
+            ca_file=pki["ca.crt"],
+            cert_file=pki["client.crt"],
+            key_file=pki["client.key"],
+            server_name="broker.example",
+        )
+        backoff = Backoff(initial=60.0, maximum=60.0)
+        fooled = connection(broker, Inbox(), client_id="fooled", address=misnamed, backoff=backoff)
+        async with running(fooled, connected=False):
+            await eventually(lambda: backoff.attempt == 1, what="name mismatch refused")
+            assert fooled.stats.connects == 0
+        identified = site.with_tls_files(
+            ca_file=pki["ca.crt"], cert_file=pki["client.crt"], key_file=pki["client.key"]
+        )
+        inbox = Inbox()
+        collector = connection(broker, inbox, client_id="custos-collector", address=identified)
+        async with running(collector):
+            await asyncio.wait_for(collector.publish("t/tls", b"signed", qos=1), TIMEOUT)
+            await inbox.wait_for(1)
+        assert inbox.payloads == [b"signed"]
+
+
+def test_tls_files_need_mqtts_and_a_certificate_needs_its_key(tmp_path: Path) -> None:
+    plain = BrokerAddress.parse("mqtt://127.0.0.1:1883")
+    with pytest.raises(ValueError, match="need mqtts"):
+        plain.with_tls_files(ca_file=tmp_path / "ca.crt")
+    with pytest.raises(ValueError, match="needs its key"):
+        BrokerAddress.parse("mqtts://127.0.0.1").with_tls_files(cert_file=tmp_path / "c.crt")
 
 
 # --- keepalive --------------------------------------------------------------------------------

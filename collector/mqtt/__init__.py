@@ -1,7 +1,9 @@
-"""A small, strictly typed asyncio MQTT 5 client for the collector's ingest."""
+"""The collector's asyncio MQTT 5 client: our connection and session handling around the maintained
+``mqtt5`` codec (see ``client`` for why)."""
 
 from collector.mqtt.address import BrokerAddress
 from collector.mqtt.client import MessagesHandler, MqttConnection, MqttStats, SessionOptions
+from collector.mqtt.codec import InboundMessage, Will
 from collector.mqtt.errors import (
     ConnectionLost,
     ConnectRefused,
@@ -10,7 +12,6 @@ from collector.mqtt.errors import (
     ProtocolError,
     PublishRefused,
 )
-from collector.mqtt.packets import InboundMessage, Will
 
 __all__ = [
     "BrokerAddress",

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from collector.mqtt.control import Connack
-from collector.mqtt.encoding import encode_connect, encode_subscribe
+import mqtt5
+
+from collector.mqtt.codec import PINGREQ
 from collector.mqtt.errors import ConnectionLost, ConnectRefused, NotConnected, reason_name
 from collector.mqtt.session import RECEIVE_MAXIMUM, _Clean, _Session
-from collector.mqtt.wire import PINGREQ
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,35 +64,49 @@ class _ConnectionCycle:
         address = self.address
         options = self._options
         log.info("mqtt.connecting name=%s broker=%s", self.name, address.url)
-        context = ssl.create_default_context() if address.tls else None
+        context = address.ssl_context()
         await self._guarded(
             session,
-            loop.create_connection(lambda: session, address.host, address.port, ssl=context),
+            loop.create_connection(
+                lambda: session,
+                address.host,
+                address.port,
+                ssl=context,
+                server_hostname=address.tls_server_name if context is not None else None,
+            ),
             self._connect_timeout_s,
             "connect",
         )
         session.write(
-            encode_connect(
-                client_id=options.client_id,
-                keepalive_s=options.keepalive_s,
-                clean_start=options.clean_start,
-                session_expiry_s=options.session_expiry_s,
-                receive_maximum=RECEIVE_MAXIMUM,
-                maximum_packet_size=options.max_packet_size,
+            mqtt5.ConnectPacket(
+                options.client_id,
                 username=address.username,
-                password=address.password,
-                will=options.will,
-            )
+                password=None if address.password is None else address.password.encode(),
+                clean_start=options.clean_start,
+                will=None if options.will is None else options.will.packet(),
+                keep_alive=options.keepalive_s,
+                session_expiry_interval=options.session_expiry_s,
+                receive_max=RECEIVE_MAXIMUM,
+                max_packet_size=options.max_packet_size,
+            ).write()
         )
         session.connect_sent = True
         connack = await self._guarded(session, session.connack, self._connect_timeout_s, "CONNACK")
         if connack.reason_code != 0:
-            error = ConnectRefused(connack.reason_code, connack.reason_string)
+            error = ConnectRefused(int(connack.reason_code), connack.reason_str)
             session.fail(error)
             raise error
         self._backoff.reset()
         self.stats.connects += 1
         self._configure(session, connack)
+        resent = session.resend(connack.session_present)
+        if resent:
+            log.info(
+                "mqtt.resent name=%s count=%d session_present=%s",
+                self.name,
+                resent,
+                connack.session_present,
+            )
         keepalive = asyncio.create_task(self._keepalive(session), name=f"{self.name}.keepalive")
         try:
             if self._subscriptions:
@@ -110,20 +123,25 @@ class _ConnectionCycle:
                     "mqtt.keepalive_failed name=%s", self.name, exc_info=keepalive.exception()
                 )
 
-    def _configure(self, session: _Session, connack: Connack) -> None:
-        session.quota = connack.receive_maximum
-        session.maximum_qos = connack.maximum_qos
+    def _configure(self, session: _Session, connack: mqtt5.ConnAckPacket) -> None:
+        session.quota = connack.receive_max
+        session.maximum_qos = int(connack.max_qos)
         session.retain_available = connack.retain_available
-        if connack.maximum_packet_size is not None:
-            session.max_outgoing_packet = connack.maximum_packet_size
-        if connack.server_keepalive is not None:
-            session.keepalive_s = float(connack.server_keepalive)
+        if connack.max_packet_size is not None:
+            session.max_outgoing_packet = connack.max_packet_size
+        if connack.server_keep_alive is not None:
+            session.keepalive_s = float(connack.server_keep_alive)
 
     async def _subscribe(self, session: _Session) -> None:
         packet_id = session.next_packet_id()
         session.suback_id = packet_id
         session.suback = session.loop.create_future()
-        session.write(encode_subscribe(packet_id, self._subscriptions))
+        # Retain As Published off: a retained flag means "sent because retained, on subscribe".
+        filters = [
+            mqtt5.TopicFilter(topic_filter, max_qos=mqtt5.QoS(qos), retain_as_published=False)
+            for topic_filter, qos in self._subscriptions
+        ]
+        session.write(mqtt5.SubscribePacket(packet_id, filters).write())
         suback = await self._guarded(session, session.suback, self._connect_timeout_s, "SUBACK")
         session.suback_id = 0
         if len(suback.reason_codes) != len(self._subscriptions):
@@ -133,9 +151,10 @@ class _ConnectionCycle:
                 len(self._subscriptions),
                 len(suback.reason_codes),
             )
-        for (topic_filter, qos), code in zip(
+        for (topic_filter, qos), reason in zip(
             self._subscriptions, suback.reason_codes, strict=False
         ):
+            code = int(reason)
             if code >= 0x80:
                 log.error(
                     "mqtt.subscribe_failed name=%s filter=%s reason=0x%02x (%s) reason_string=%s",
@@ -143,7 +162,7 @@ class _ConnectionCycle:
                     topic_filter,
                     code,
                     reason_name(code),
-                    suback.reason_string,
+                    suback.reason_str,
                 )
             elif code < qos:
                 log.warning(
@@ -154,7 +173,7 @@ class _ConnectionCycle:
                     code,
                 )
 
-    def _established(self, session: _Session, connack: Connack) -> None:
+    def _established(self, session: _Session, connack: mqtt5.ConnAckPacket) -> None:
         session.established = True
         session.was_established = True
         if self._paused:

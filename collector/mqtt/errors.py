@@ -6,7 +6,10 @@ without someone changing configuration.
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
+
+import mqtt5
 
 # CONNACK / PUBACK reason codes that describe a passing condition rather than a configuration
 # problem (MQTT 5.0, sections 3.2.2.2 and 3.4.2.1).
@@ -24,56 +27,26 @@ _TRANSIENT_REASONS: frozenset[int] = frozenset(
 )
 
 
-REASON_NAMES: dict[int, str] = {
-    0x00: "success",
-    0x01: "granted QoS 1",
-    0x02: "granted QoS 2",
-    0x04: "disconnect with will message",
-    0x10: "no matching subscribers",
-    0x11: "no subscription existed",
-    0x18: "continue authentication",
-    0x19: "re-authenticate",
-    0x80: "unspecified error",
-    0x81: "malformed packet",
-    0x82: "protocol error",
-    0x83: "implementation specific error",
-    0x84: "unsupported protocol version",
-    0x85: "client identifier not valid",
-    0x86: "bad user name or password",
-    0x87: "not authorized",
-    0x88: "server unavailable",
-    0x89: "server busy",
-    0x8A: "banned",
-    0x8B: "server shutting down",
-    0x8C: "bad authentication method",
-    0x8D: "keep alive timeout",
-    0x8E: "session taken over",
-    0x8F: "topic filter invalid",
-    0x90: "topic name invalid",
-    0x91: "packet identifier in use",
-    0x92: "packet identifier not found",
-    0x93: "receive maximum exceeded",
-    0x94: "topic alias invalid",
-    0x95: "packet too large",
-    0x96: "message rate too high",
-    0x97: "quota exceeded",
-    0x98: "administrative action",
-    0x99: "payload format invalid",
-    0x9A: "retain not supported",
-    0x9B: "QoS not supported",
-    0x9C: "use another server",
-    0x9D: "server moved",
-    0x9E: "shared subscriptions not supported",
-    0x9F: "connection rate exceeded",
-    0xA0: "maximum connect time",
-    0xA1: "subscription identifiers not supported",
-    0xA2: "wildcard subscriptions not supported",
-}
+# Every reason code has its name in one of the codec's enums (some codes appear in several with
+# the same meaning); the Disconnect enum goes first for its wording of 0x00.
+_REASON_ENUMS: tuple[type[enum.IntEnum], ...] = (
+    mqtt5.DisconnectReasonCode,
+    mqtt5.ConnAckReasonCode,
+    mqtt5.PubAckReasonCode,
+    mqtt5.SubAckReasonCode,
+    mqtt5.UnsubAckReasonCode,
+    mqtt5.AuthReasonCode,
+)
 
 
 def reason_name(code: int) -> str:
     """The MQTT 5 name of a reason code, for logs and error messages."""
-    return REASON_NAMES.get(code, "unknown reason code")
+    for names in _REASON_ENUMS:
+        try:
+            return names(code).name.lower().replace("_", " ").replace("qos", "QoS")
+        except ValueError:
+            continue
+    return "unknown reason code"
 
 
 class MqttError(Exception):

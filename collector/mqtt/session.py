@@ -2,9 +2,13 @@
 its socket (flow control, packets in flight, keepalive bookkeeping).
 
 The receive path lives here: every complete packet of a ``data_received`` chunk is parsed in one
-loop (``PacketDecoder.feed``), the chunk's messages go to the owning ``MqttConnection`` in one list,
+loop (``PacketReader.feed``), the chunk's messages go to the owning ``MqttConnection`` in one list,
 and the chunk's PUBACKs go out in one write. ``MqttConnection`` creates one ``_Session`` per
 connection attempt and drives it; nothing outside this package uses it.
+
+QoS 1 publishes in flight belong to the connection, not to the socket: when a socket is lost they
+stay, and the next session sends them again (with the DUP flag and their packet identifiers when
+the broker kept the session). Only ``close()`` or cancelling ``run()`` fails them.
 """
 
 from __future__ import annotations
@@ -15,16 +19,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from collector.mqtt.control import (
-    Connack,
-    ControlPacket,
-    Disconnect,
-    Puback,
-    Suback,
-    decode_control,
+import mqtt5
+
+from collector.mqtt.codec import (
+    MAX_REMAINING_LENGTH,
+    PacketReader,
+    UserProperties,
+    disconnect_packet,
+    publish_packet,
 )
-from collector.mqtt.decoding import PacketDecoder
-from collector.mqtt.encoding import encode_disconnect, encode_publish
 from collector.mqtt.errors import (
     ConnectionLost,
     MqttError,
@@ -33,7 +36,6 @@ from collector.mqtt.errors import (
     PublishRefused,
     reason_name,
 )
-from collector.mqtt.wire import MAX_REMAINING_LENGTH
 
 if TYPE_CHECKING:
     from collector.mqtt.client import MqttConnection
@@ -53,10 +55,15 @@ _RC_QOS_NOT_SUPPORTED = 0x9B
 
 @dataclass
 class _Pending:
-    topic: bytes
+    topic: str
     payload: bytes
     retain: bool
     future: asyncio.Future[None]
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    user_properties: UserProperties = ()
+    packet_id: int = 0
+    """The identifier it was last sent with (0: not sent yet)."""
 
 
 class _Session(asyncio.Protocol):
@@ -66,11 +73,11 @@ class _Session(asyncio.Protocol):
         self._owner = owner
         self._stats = owner.stats
         self._monotonic = owner._clock.monotonic
-        self._feed = PacketDecoder(owner._options.max_packet_size).feed
+        self._feed = PacketReader(owner._options.max_packet_size).feed
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.connack: asyncio.Future[Connack] = loop.create_future()
-        self.suback: asyncio.Future[Suback] | None = None
+        self.connack: asyncio.Future[mqtt5.ConnAckPacket] = loop.create_future()
+        self.suback: asyncio.Future[mqtt5.SubAckPacket] | None = None
         self.suback_id = 0
         self.lost: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -84,8 +91,9 @@ class _Session(asyncio.Protocol):
         self.max_outgoing_packet = MAX_REMAINING_LENGTH + 5
         self.maximum_qos = 2
         self.retain_available = True
-        self.inflight: dict[int, asyncio.Future[None]] = {}
-        self.waiting: deque[_Pending] = deque()
+        # The connection's own: they outlive this socket (see the module's docstring).
+        self.inflight: dict[int, _Pending] = owner._inflight
+        self.waiting: deque[_Pending] = owner._waiting
         self._next_id = 0
         # Keepalive bookkeeping, in clock.monotonic() seconds.
         self.keepalive_s = float(owner._options.keepalive_s)
@@ -119,11 +127,11 @@ class _Session(asyncio.Protocol):
             self.transport.write(acks)
             self.last_sent = now
         if controls:
-            for first, body in controls:
+            for packet in controls:
                 if self.error is not None:
                     return
                 try:
-                    self._handle_control(decode_control(first, body))
+                    self._handle_control(packet)
                 except ProtocolError as exc:
                     error = exc
                     break
@@ -141,58 +149,57 @@ class _Session(asyncio.Protocol):
 
     # --- control packets ----------------------------------------------------------------------
 
-    def _handle_control(self, packet: ControlPacket) -> None:
-        if isinstance(packet, Puback):
+    def _handle_control(self, packet: object) -> None:
+        if isinstance(packet, mqtt5.PubAckPacket):
             self._on_puback(packet)
-        elif isinstance(packet, Suback):
+        elif isinstance(packet, mqtt5.SubAckPacket):
             if self.suback is None or self.suback.done() or packet.packet_id != self.suback_id:
                 raise ProtocolError(f"unexpected SUBACK for packet id {packet.packet_id}")
             self.suback.set_result(packet)
-        elif isinstance(packet, Connack):
+        elif isinstance(packet, mqtt5.ConnAckPacket):
             if self.connack.done():
                 raise ProtocolError("second CONNACK on one connection")
             self.connack.set_result(packet)
-        elif isinstance(packet, Disconnect):
+        elif isinstance(packet, mqtt5.DisconnectPacket):
             self._on_disconnect(packet)
-        # Pingresp: receiving it already counted as traffic.
+        elif not isinstance(packet, mqtt5.PingRespPacket):  # a PINGRESP counted as traffic
+            raise ProtocolError(f"unexpected {type(packet).__name__} from the broker")
 
-    def _on_puback(self, packet: Puback) -> None:
-        future = self.inflight.pop(packet.packet_id, None)
-        if future is None:
+    def _on_puback(self, packet: mqtt5.PubAckPacket) -> None:
+        pending = self.inflight.pop(packet.packet_id, None)
+        if pending is None:
             log.warning(
                 "mqtt.unexpected_puback name=%s packet_id=%d", self._owner.name, packet.packet_id
             )
             return
+        future = pending.future
+        code = int(packet.reason_code)
         if not future.done():
-            if packet.reason_code >= 0x80:
+            if code >= 0x80:
                 log.warning(
                     "mqtt.publish_refused name=%s reason=0x%02x (%s) reason_string=%s",
                     self._owner.name,
-                    packet.reason_code,
-                    reason_name(packet.reason_code),
-                    packet.reason_string,
+                    code,
+                    reason_name(code),
+                    packet.reason_str,
                 )
-                future.set_exception(PublishRefused(packet.reason_code, packet.reason_string))
+                future.set_exception(PublishRefused(code, packet.reason_str))
             else:
                 future.set_result(None)
         if self.waiting:
             self.pump()
 
-    def _on_disconnect(self, packet: Disconnect) -> None:
+    def _on_disconnect(self, packet: mqtt5.DisconnectPacket) -> None:
+        code = int(packet.reason_code)
         log.warning(
             "mqtt.server_disconnect name=%s broker=%s reason=0x%02x (%s) reason_string=%s",
             self._owner.name,
             self._owner.address.url,
-            packet.reason_code,
-            reason_name(packet.reason_code),
-            packet.reason_string,
+            code,
+            reason_name(code),
+            packet.reason_str,
         )
-        self.fail(
-            ConnectionLost(
-                f"broker sent DISCONNECT 0x{packet.reason_code:02x} "
-                f"({reason_name(packet.reason_code)})"
-            )
-        )
+        self.fail(ConnectionLost(f"broker sent DISCONNECT 0x{code:02x} ({reason_name(code)})"))
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -230,15 +237,41 @@ class _Session(asyncio.Protocol):
                 return self._next_id
         raise RuntimeError("no free packet identifier")  # unreachable: quota <= 65535
 
-    def send_qos1(self, pending: _Pending) -> None:
-        packet_id = self.next_packet_id()
-        self.inflight[packet_id] = pending.future
+    def send_qos1(self, pending: _Pending, *, again: bool = False) -> None:
+        """Send ``pending``; ``again``: a resend to a session that kept it (same identifier,
+        DUP set)."""
+        packet_id = pending.packet_id if again else self.next_packet_id()
+        pending.packet_id = packet_id
+        self.inflight[packet_id] = pending
         self.write_soon(
-            encode_publish(
-                pending.topic, pending.payload, qos=1, retain=pending.retain, packet_id=packet_id
+            publish_packet(
+                pending.topic,
+                pending.payload,
+                qos=1,
+                retain=pending.retain,
+                packet_id=packet_id,
+                duplicate=again,
+                response_topic=pending.response_topic,
+                correlation_data=pending.correlation_data,
+                user_properties=pending.user_properties,
             )
         )
         self._stats.publishes_sent += 1
+
+    def resend(self, session_present: bool) -> int:
+        """Send again what the last socket left unacknowledged, in its order, before anything
+        new; returns how many. A broker that kept the session gets them with their identifiers
+        and DUP; one that did not gets them as new publishes."""
+        unacknowledged = list(self.inflight.values())
+        self.inflight.clear()
+        for index, pending in enumerate(unacknowledged):
+            if pending.future.done():
+                continue
+            if len(self.inflight) >= self.quota:  # the new Receive Maximum may be smaller
+                self.waiting.extendleft(reversed(unacknowledged[index:]))
+                break
+            self.send_qos1(pending, again=session_present)
+        return len(unacknowledged)
 
     def pump(self) -> None:
         """Send waiting QoS 1 publishes while the broker's Receive Maximum allows."""
@@ -255,7 +288,7 @@ class _Session(asyncio.Protocol):
         log.error("mqtt.protocol_error name=%s error=%s", self._owner.name, error)
         reason = _RC_PACKET_TOO_LARGE if "maximum packet size" in str(error) else _RC_MALFORMED
         if self.transport is not None and self.error is None and self.connect_sent:
-            self.transport.write(encode_disconnect(reason))
+            self.transport.write(disconnect_packet(reason))
         self.fail(error)
 
     def fail(self, error: MqttError, *, abort: bool = False) -> None:
@@ -277,18 +310,13 @@ class _Session(asyncio.Protocol):
             self.connack.cancel()
         if self.suback is not None and not self.suback.done():
             self.suback.cancel()
-        lost = error if isinstance(error, ConnectionLost) else ConnectionLost(str(error))
-        failed = 0
-        futures = [*self.inflight.values(), *(pending.future for pending in self.waiting)]
-        self.inflight.clear()
-        self.waiting.clear()
-        for future in futures:
-            if not future.done():
-                future.set_exception(lost)
-                failed += 1
-        if failed:
-            log.warning(
-                "mqtt.publishes_failed name=%s count=%d error=%s", self._owner.name, failed, error
+        # What is pending stays for the next socket; run() fails it when it ends for good.
+        if not isinstance(error, _Clean) and (self.inflight or self.waiting):
+            log.info(
+                "mqtt.publishes_kept name=%s in_flight=%d waiting=%d (sent again on reconnect)",
+                self._owner.name,
+                len(self.inflight),
+                len(self.waiting),
             )
         self._owner._session_ended(self)
 
