@@ -30,10 +30,10 @@ from collector.evidence import EVIDENCE, setup_evidence
 from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
 from collector.faults import api as faults_api
 from collector.faults.engine import FaultEngine
-from collector.faults.maintenance import MaintenanceCalendar
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.processor import IngestProcessor
 from collector.intake import Intake
+from collector.maintenance import MaintenanceCalendar
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.registry import Registry
 from collector.reports import api as reports_api

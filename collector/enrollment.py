@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from collector.registry import Enrollment, EnrollOutcome
 from collector.store.writer import DbWriter
 from protocol.clock import Clock
+from protocol.validation import problems as describe
 
 
 class RegistryFileError(Exception):
@@ -61,9 +62,7 @@ def read_registry_file(path: Path) -> list[Enrollment]:
         try:
             enrollments.append(Enrollment.model_validate(entry))
         except ValidationError as exc:
-            for error in exc.errors(include_url=False, include_input=False):
-                where = ".".join(str(p) for p in error["loc"])
-                problems.append(f"devices[{index}].{where}: {error['msg']}")
+            problems += describe(exc, whole="(entry)", prefix=f"devices[{index}].")
     if problems:
         raise RegistryFileError(f"{path}:\n  " + "\n  ".join(problems))
     return enrollments

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from collector.alerts.policy import AlertPolicy
 from collector.faults.policy import FaultPolicy
 from collector.mqtt.address import BrokerAddress
+from protocol.validation import problems
 
 
 class SettingsError(Exception):
@@ -95,9 +96,6 @@ def load_settings(config: Path | None, overrides: Mapping[str, Any]) -> Collecto
     try:
         return CollectorSettings.model_validate(values)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
         source = f" in {config}" if config else ""
-        raise SettingsError(f"invalid settings{source}:\n  " + "\n  ".join(problems)) from exc
+        listed = "\n  ".join(problems(exc))
+        raise SettingsError(f"invalid settings{source}:\n  {listed}") from exc

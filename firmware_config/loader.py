@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from firmware_config.boards import BOARDS
 from firmware_config.schema import AgentConfig, CameraSource, InputRole, RoomKind
+from protocol.validation import field_path
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,6 @@ class ConfigError(Exception):
         super().__init__(f"invalid device config {source}:\n{lines}")
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + item)
-    return "".join(parts) or "(top level)"
-
-
 def check_config_text(
     text: str, source: str = "<config>"
 ) -> tuple[AgentConfig | None, list[ConfigIssue]]:
@@ -56,7 +47,7 @@ def check_config_text(
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
         return None, [
-            ConfigIssue(_location(error["loc"]), error["msg"])
+            ConfigIssue(field_path(error["loc"]), error["msg"])
             for error in exc.errors(include_url=False)
         ]
     issues = board_issues(config) + advice(config)

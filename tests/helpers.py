@@ -4,13 +4,14 @@ through the real API, polling with a generous deadline."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import aiohttp
 from aiohttp import web
@@ -27,17 +28,40 @@ from simulators.site import enroll_rooms
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any],
     *,
     timeout: float = 30.0,
     interval: float = 0.05,
     what: str = "",
-) -> T:
-    """Poll ``probe`` until it returns something other than ``None``/``False``."""
+) -> Any:
+    """Poll ``probe`` (a function or a coroutine function) until it returns something other
+    than ``None``/``False``; return that. Fails after ``timeout`` seconds of the loop's time."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        result = await probe()
+        result = probe()
+        if inspect.isawaitable(result):
+            result = await result
         if result is not None and result is not False:
             return result
         if asyncio.get_running_loop().time() > deadline:

@@ -14,6 +14,7 @@ from collector.mqtt import BrokerAddress, InboundMessage, MqttConnection, Sessio
 from protocol.backoff import Backoff
 from protocol.clock import Clock, ManualClock, SystemClock
 from simulators.broker import MosquittoBroker
+from tests.helpers import eventually
 
 TIMEOUT = 10.0
 
@@ -37,19 +38,9 @@ class Inbox:
         return [message.payload for message in self.messages]
 
     async def wait_for(self, count: int, limit_s: float = TIMEOUT) -> None:
-        await eventually(lambda: len(self.messages) >= count, limit_s, f"{count} messages")
-
-
-async def eventually(
-    predicate: Callable[[], bool], limit_s: float = TIMEOUT, what: str = ""
-) -> None:
-    """Poll ``predicate`` until it holds; fail after ``limit_s`` real seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
+        await eventually(
+            lambda: len(self.messages) >= count, timeout=limit_s, what=f"{count} messages"
+        )
 
 
 def fast_backoff() -> Backoff:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,70 @@ def test_the_idle_agent_imports_no_media_signing_or_http_library(module: str) ->
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [], f"importing {module} loads {result.stdout.strip()}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module → the modules of ours it imports when it is imported (module level, outside
+    ``TYPE_CHECKING``), over the whole production tree."""
+    modules = {_module_name(path): path for package in PACKAGES for path in _files(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+
+        def visit(node: ast.AST, package: str = package, targets: set[str] = targets) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                    continue
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                    continue
+                if isinstance(child, ast.Import):
+                    targets.update(alias.name for alias in child.names if alias.name in modules)
+                elif isinstance(child, ast.ImportFrom):
+                    base = child.module or ""
+                    if child.level:
+                        anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
+                        base = ".".join([*anchor, *([base] if base else [])])
+                    for alias in child.names:
+                        submodule = f"{base}.{alias.name}"
+                        targets.add(submodule if submodule in modules else base)
+                visit(child)
+
+        visit(ast.parse(path.read_text(encoding="utf-8")))
+        graph[name] = {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def test_no_import_cycle_anywhere_in_the_tree() -> None:
+    """Checked over the whole graph, not file by file: a cycle through any number of modules
+    is found (``graphlib`` reports one of them)."""
+    graph = _import_graph()
+    assert len(graph) > 100  # the walk saw the tree, not an empty directory
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_the_import_graph_sees_absolute_relative_and_submodule_imports() -> None:
+    graph = _import_graph()
+    assert "collector.alerts.engine" in graph["collector.faults.engine"]  # from a.b import C
+    assert "collector.mqtt.codec" in graph["collector.mqtt"]  # the package's own re-exports
+    assert "collector.mqtt.client" not in graph["collector.mqtt.session"]  # TYPE_CHECKING only
+
+
+def test_the_alert_and_fault_domains_do_not_import_each_other_both_ways() -> None:
+    graph = _import_graph()
+    alerts_to_faults = {
+        (source, target)
+        for source, targets in graph.items()
+        if source.startswith("collector.alerts.")
+        for target in targets
+        if target.startswith("collector.faults")
+    }
+    assert alerts_to_faults == set()  # faults build on alerts; maintenance sits beside both

@@ -17,11 +17,11 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.policy import AlertPolicy
 from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
 from collector.faults.engine import FaultEngine, FaultError
-from collector.faults.maintenance import MaintenanceCalendar, WindowRequest
 from collector.faults.policy import FaultPolicy
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.batch import BatchResult, Chunk, Message
 from collector.ingest.processor import IngestProcessor
+from collector.maintenance import MaintenanceCalendar, WindowRequest
 from collector.metrics import IngestMetrics
 from collector.registry import Enrollment, Registry
 from collector.store.database import open_database

@@ -32,11 +32,11 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.policy import AlertPolicy
 from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
 from collector.faults.engine import FaultEngine
-from collector.faults.maintenance import MaintenanceCalendar
 from collector.faults.policy import FaultPolicy
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.batch import BatchResult, Chunk, CommittedEvent, Message
 from collector.ingest.processor import IngestProcessor
+from collector.maintenance import MaintenanceCalendar
 from collector.metrics import IngestMetrics
 from collector.registry import Enrollment, Registry
 from collector.store import queries

@@ -20,11 +20,11 @@ from collector.mqtt import (
 )
 from protocol.clock import SystemClock
 from simulators.broker import MosquittoBroker
+from tests.helpers import eventually
 from tests.mqtt_support import (
     TIMEOUT,
     Inbox,
     connection,
-    eventually,
     mosquitto_pub,
     running,
     stopped,

@@ -18,7 +18,8 @@ from collector.mqtt import (
     SessionOptions,
 )
 from protocol.clock import SystemClock
-from tests.mqtt_support import TIMEOUT, Inbox, eventually, fast_backoff, running
+from tests.helpers import eventually
+from tests.mqtt_support import TIMEOUT, Inbox, fast_backoff, running
 
 # --- a broker that misbehaves -----------------------------------------------------------------
 

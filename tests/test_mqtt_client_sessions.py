@@ -13,12 +13,12 @@ from collector.mqtt import BrokerAddress, InboundMessage, Will
 from protocol.backoff import Backoff
 from protocol.clock import ManualClock
 from simulators.broker import MosquittoBroker
+from tests.helpers import eventually
 from tests.mqtt_support import (
     TIMEOUT,
     Inbox,
     advance_until,
     connection,
-    eventually,
     fast_backoff,
     mosquitto_pub,
     running,

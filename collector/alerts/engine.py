@@ -21,9 +21,9 @@ from collector.alerts.policy import AlertPolicy
 from collector.alerts.roomstate import STATE_EVENT_TYPES, RoomState, restore
 from collector.alerts.rules import Condition, RuleSet
 from collector.alerts.store import AlertStore, OpenAlert
-from collector.faults.maintenance import MaintenanceCalendar
 from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReport, StatusChange
+from collector.maintenance import MaintenanceCalendar
 from collector.registry import Registry
 from collector.store.writer import JobRejectedError
 from protocol.alerts import AlertMessage, AlertState, Severity, Transition

@@ -11,6 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import ValidationError
 
+from protocol.validation import problems
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,10 +37,7 @@ def validation_error(exc: ValidationError) -> ApiError:
 def describe_problems(exc: ValidationError, *, whole: str) -> str:
     """``field.path: what is wrong; …`` (``whole`` names a problem with the value as a whole),
     without echoing the input back."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
-    )
+    return "; ".join(problems(exc, whole=whole))
 
 
 @web.middleware

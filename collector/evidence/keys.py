@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from collector.evidence.durable import fsync_dir, make_dirs
+from protocol.durable import fsync_dir, make_dirs
 from protocol.wire import sha256_hex
 
 log = logging.getLogger(__name__)

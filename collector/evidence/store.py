@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from collector.evidence.durable import fsync_dir, make_dirs, unlink_durably
+from protocol.durable import fsync_dir, make_dirs, unlink_durably
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")

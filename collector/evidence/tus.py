@@ -30,6 +30,7 @@ from collector.evidence.tusheaders import (
 )
 from collector.evidence.uploads import PatchBody
 from protocol.recording import SignedManifest
+from protocol.validation import problems
 
 BASE = "/api/v1/uploads"
 MANIFEST_KEY = "manifest"
@@ -131,11 +132,8 @@ def _manifest(metadata: dict[str, bytes]) -> SignedManifest:
         signed = SignedManifest.model_validate_json(encoded)
         signed.parsed()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(manifest)'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        raise HeaderError("bad_manifest", f"the signed manifest is not valid: {problems}") from None
+        listed = "; ".join(problems(exc, whole="(manifest)"))
+        raise HeaderError("bad_manifest", f"the signed manifest is not valid: {listed}") from None
     return signed
 
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, TypeVar
 from aiohttp import StreamReader
 
 from collector.evidence.completion import Finisher
-from collector.evidence.durable import hash_file
 from collector.evidence.errors import EvidenceError
 from collector.evidence.ledger import (
     UploadRow,
@@ -38,6 +37,7 @@ from collector.evidence.stream import BufferPool, PartFile, receive
 from collector.store.readers import ReadPool
 from collector.store.writer import DbWriter
 from protocol.clock import Clock
+from protocol.durable import hash_file
 from protocol.recording import SignedManifest
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from collector.api.params import (
 )
 from collector.faults import queries
 from collector.faults.engine import FaultError
-from collector.faults.maintenance import WindowRequest
+from collector.maintenance import WindowRequest
 from collector.services import ALERTS, FAULTS, SERVICES
 from protocol.alerts import AlertMessage
 

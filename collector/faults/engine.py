@@ -31,11 +31,11 @@ from collector.faults.conditions import (
     next_deadline,
     sla_message,
 )
-from collector.faults.maintenance import MaintenanceCalendar, Window
 from collector.faults.policy import FaultPolicy
 from collector.faults.store import FaultStore, OpenFault, reason_message
 from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReading, ComponentReport, StatusChange
+from collector.maintenance import MaintenanceCalendar, Window
 from collector.registry import Registry
 from collector.store.writer import JobRejectedError
 from protocol.alerts import AlertMessage, Severity

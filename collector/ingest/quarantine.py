@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from collector.ingest.batch import Batch, Chunk, Rejection
 from collector.metrics import IngestMetrics
+from protocol.validation import first_problem
 from protocol.wire import MAX_INT, PayloadError, decode_json
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,14 @@ def quarantine(batch: Batch, chunk: Chunk, rejection: Rejection, metrics: Ingest
 def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     """A reason code (``malformed_json``, ``schema_version``, ``invalid``) and a one-line detail
     naming the field path."""
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    if first["type"] == "json_invalid":
+    kind, detail = first_problem(exc)
+    if kind == "json_invalid":
         reason = "malformed_json"
-    elif first["loc"][:1] == ("schema_version",):
+    elif detail.startswith("schema_version:"):
         reason = "schema_version"
     else:
         reason = "invalid"
-    where = ".".join(str(part) for part in first["loc"]) or "(message)"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return reason, f"{where}: {first['msg']}{more}"
+    return reason, detail
 
 
 def claimed_seq(payload: bytes, device_id: str) -> int | None:

@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from edge_agent.recording.durable import fsync_directory
 from edge_agent.recording.errors import DeviceKeyError
+from protocol.durable import fsync_dir
 from protocol.recording import SignedManifest
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class DeviceKey:
                 os.link(temporary, path)
             except FileExistsError:
                 return False
-            fsync_directory(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise DeviceKeyError(f"cannot create device key {path}: {exc}") from exc
         finally:

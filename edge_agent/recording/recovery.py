@@ -15,11 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from edge_agent.recording.catalog import SegmentState, SpoolCatalog, SpooledSegment
-from edge_agent.recording.durable import fsync_directory, sha256_file
 from edge_agent.recording.errors import RecordingError, SpoolError
 from edge_agent.recording.manifest import ManifestSigner, SegmentFacts
 from edge_agent.recording.mpegts import media_span_s, whole_packets_length
 from edge_agent.recording.segment_file import PART_SUFFIX, part_path, publish
+from protocol.durable import fsync_dir, sha256_file
 from protocol.recording import SignedManifest
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def _seal(part: Path) -> tuple[int, str, float]:
         if not part.exists():
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             os.close(fd)
-            fsync_directory(part.parent)
+            fsync_dir(part.parent)
         data = part.read_bytes()
         keep = whole_packets_length(data)
         with part.open("r+b") as handle:

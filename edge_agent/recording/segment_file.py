@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.capture.ports import EncodedPacket, StreamFormat
-from edge_agent.recording.durable import durable_rename, fsync_directory
 from edge_agent.recording.errors import SpoolError
 from edge_agent.recording.mpegts import TsWriter
+from protocol.durable import durable_rename, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ class SegmentFile:
             new_directory = not final.parent.exists()
             final.parent.mkdir(parents=True, exist_ok=True)
             if new_directory:
-                fsync_directory(final.parent.parent)
+                fsync_dir(final.parent.parent)
             self._fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            fsync_directory(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise SpoolError(f"cannot create {self.part}: {exc}") from exc
 

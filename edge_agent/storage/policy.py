@@ -23,10 +23,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from edge_agent.recording.catalog import SpoolCatalog, SpooledSegment
-from edge_agent.recording.durable import fsync_directory
 from edge_agent.recording.errors import SpoolError
 from edge_agent.storage.space import FreeBytes
 from protocol.clock import Clock, wait_event
+from protocol.durable import fsync_dir
 from protocol.events import EventBodyType, SegmentDeleted
 
 log = logging.getLogger(__name__)
@@ -128,4 +128,4 @@ def _remove(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         return
-    fsync_directory(path.parent)
+    fsync_dir(path.parent)

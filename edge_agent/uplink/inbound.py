@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from edge_agent.uplink.link import LinkMessage
 from protocol.messages import Ack, CollectorStatus, WireModel
 from protocol.topics import COLLECTOR_STATUS_TOPIC, TopicKind, device_topic
+from protocol.validation import first_problem
 from protocol.wire import PayloadError, check_payload
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,8 @@ def parse(model: type[M], payload: bytes) -> M:
     except PayloadError as exc:
         raise InboundError(_payload_reason(exc.reason), str(exc)) from None
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        malformed = first["type"] == "json_invalid"
-        reason = RejectReason.MALFORMED_JSON if malformed else RejectReason.INVALID
-        where = ".".join(str(part) for part in first["loc"]) or "(message)"
-        detail = f"{exc.error_count()} errors, first {where}: {first['msg']}"
+        kind, detail = first_problem(exc)
+        reason = RejectReason.MALFORMED_JSON if kind == "json_invalid" else RejectReason.INVALID
         raise InboundError(reason, detail) from None
     except Exception as exc:  # a validator that raised something else: still the message's fault
         raise InboundError(RejectReason.INVALID, f"{type(exc).__name__}: {exc}") from None

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from edge_agent.recording.durable import fsync_directory
 from edge_agent.upload.errors import KeyPinError
 from edge_agent.upload.receipts import public_key_bytes
+from protocol.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class CollectorKeyPin:
             finally:
                 os.close(fd)
             os.replace(temporary, self.path)
-            fsync_directory(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()

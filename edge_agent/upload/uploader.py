@@ -23,7 +23,6 @@ from datetime import datetime
 import aiohttp
 
 from edge_agent.recording.catalog import SegmentState, SpoolCatalog, SpooledSegment
-from edge_agent.recording.durable import sha256_file
 from edge_agent.recording.errors import SpoolError
 from edge_agent.upload.errors import (
     KeyPinError,
@@ -40,6 +39,7 @@ from edge_agent.upload.transfer import Progress, Transfer
 from edge_agent.upload.tus import TusClient
 from protocol.backoff import Backoff
 from protocol.clock import Clock, wait_event
+from protocol.durable import sha256_file
 from protocol.events import EventBodyType, SegmentCorrupt
 from protocol.recording import SignedManifest
 

@@ -1,6 +1,8 @@
-"""Durable file operations: fsync a file and the directory that names it, hash a file in chunks.
+"""Durable file operations, for evidence on the device and on the collector: fsync a directory
+so that a created, renamed or removed name survives a power cut, create directories durably,
+hash a file in chunks.
 
-Blocking: call from a worker thread.
+Blocking: call from a worker thread where the event loop must not wait.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def durable_rename(source: Path, target: Path) -> None:
+    """Rename (the data must already be fsynced) and make the new name survive a power cut."""
+    os.replace(source, target)
+    fsync_dir(target.parent)
 
 
 def make_dirs(directory: Path, mode: int = 0o750) -> None:
@@ -64,3 +72,9 @@ def hash_file(path: Path, limit: int | None = None) -> tuple[int, _Hash]:
             hasher.update(view[:count])
             total += count
     return total, hasher
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """(size, sha256 hex) of a whole file."""
+    size, hasher = hash_file(path)
+    return size, hasher.hexdigest()
