@@ -31,8 +31,8 @@ from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
 from collector.faults import api as faults_api
 from collector.faults.engine import FaultEngine
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
+from collector.ingest.intake import Intake
 from collector.ingest.processor import IngestProcessor
-from collector.intake import Intake
 from collector.maintenance import MaintenanceCalendar
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.registry import Registry
@@ -152,7 +152,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     delivery = AlertDelivery(
         hub,
         dispatcher,
-        connection=intake.alarm,
+        channel=intake,
         writer=writer,
         readers=services.readers,
         clock=clock,

@@ -11,7 +11,7 @@ from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
 from collector.alerts.hub import AlertHub
 from collector.faults.engine import FaultEngine
-from collector.intake import Intake
+from collector.ingest.intake import Intake
 from collector.metrics import IngestMetrics
 from collector.settings import CollectorSettings
 from collector.store.readers import ReadPool

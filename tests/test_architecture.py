@@ -201,3 +201,21 @@ def test_the_alert_and_fault_domains_do_not_import_each_other_both_ways() -> Non
         if target.startswith("collector.faults")
     }
     assert alerts_to_faults == set()  # faults build on alerts; maintenance sits beside both
+
+
+def test_only_ingest_uses_the_mqtt_client() -> None:
+    """The MQTT client is ingest's: alerts go out through ingest's alarm session (a port,
+    ``AlertChannel``). Settings may use the broker address, a value with no I/O."""
+    users = {
+        (source, target)
+        for source, targets in _import_graph().items()
+        if source.startswith("collector.") and not source.startswith("collector.mqtt")
+        for target in targets
+        if target.startswith("collector.mqtt")
+    }
+    assert {source for source, _ in users if not source.startswith("collector.ingest.")} == {
+        "collector.settings"
+    }
+    assert {target for source, target in users if source == "collector.settings"} == {
+        "collector.mqtt.address"
+    }

@@ -12,17 +12,28 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Sequence
+from typing import Protocol
 
 from collector.alerts.hub import AlertHub
 from collector.alerts.webhooks import WebhookDispatcher
-from collector.mqtt import MqttConnection, MqttError
 from collector.store.readers import ReadPool
 from collector.store.writer import DbWriter
 from protocol.alerts import AlertMessage
 from protocol.clock import Clock
-from protocol.topics import ALERTS_TOPIC
 
 log = logging.getLogger(__name__)
+
+
+class AlertChannel(Protocol):
+    """Where alert transitions go out on MQTT (ingest's alarm session implements it)."""
+
+    @property
+    def alerts_connected(self) -> bool: ...
+
+    def publish_alert(self, payload: bytes) -> asyncio.Future[None] | None:
+        """At QoS 1: resolves on the broker's acknowledgement; ``None`` if it cannot go out
+        now."""
+        ...
 
 
 class AlertDelivery:
@@ -31,7 +42,7 @@ class AlertDelivery:
         hub: AlertHub,
         webhooks: WebhookDispatcher,
         *,
-        connection: MqttConnection,
+        channel: AlertChannel,
         writer: DbWriter,
         readers: ReadPool,
         clock: Clock,
@@ -39,7 +50,7 @@ class AlertDelivery:
     ) -> None:
         self.hub = hub
         self.webhooks = webhooks
-        self._connection = connection
+        self._channel = channel
         self._writer = writer
         self._readers = readers
         self._clock = clock
@@ -61,7 +72,7 @@ class AlertDelivery:
         while True:
             try:
                 await self._flush_acknowledged()
-                if self._connection.is_connected:
+                if self._channel.alerts_connected:
                     unpublished = await self._readers.run(_unpublished)
                     for transition_id, payload in unpublished:
                         self._publish(transition_id, payload)
@@ -77,11 +88,10 @@ class AlertDelivery:
     def _publish(self, transition_id: int, payload: bytes) -> None:
         if transition_id in self._in_flight:
             return
-        try:
-            future = self._connection.publish(ALERTS_TOPIC, payload, qos=1)
-        except MqttError as exc:
+        future = self._channel.publish_alert(payload)
+        if future is None:
             self.publish_failures += 1
-            log.info("alerts.mqtt_deferred transition=%d error=%s", transition_id, exc)
+            log.info("alerts.mqtt_deferred transition=%d", transition_id)
             return
         self._in_flight.add(transition_id)
 

@@ -29,7 +29,13 @@ from collector.store.writer import DbWriter
 from protocol.backoff import Backoff
 from protocol.clock import Clock
 from protocol.messages import CollectorStatus, encode
-from protocol.topics import COLLECTOR_STATUS_TOPIC, TopicKind, device_filter, device_topic
+from protocol.topics import (
+    ALERTS_TOPIC,
+    COLLECTOR_STATUS_TOPIC,
+    TopicKind,
+    device_filter,
+    device_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +132,21 @@ class Intake:
     @property
     def connected(self) -> bool:
         return self.ingest.is_connected and self.alarm.is_connected
+
+    # --- alerts out (the port ``collector.alerts.delivery.AlertChannel``) -----------------------
+
+    @property
+    def alerts_connected(self) -> bool:
+        return self.alarm.is_connected
+
+    def publish_alert(self, payload: bytes) -> asyncio.Future[None] | None:
+        """Publish an alert transition at QoS 1 on the alarm session (never behind ingest
+        load); ``None`` when it cannot go out now (the caller publishes it again later)."""
+        try:
+            return self.alarm.publish(ALERTS_TOPIC, payload, qos=1)
+        except MqttError as exc:
+            log.info("intake.alert_deferred error=%s", exc)
+            return None
 
     # --- in -------------------------------------------------------------------------------------
 
