@@ -1,9 +1,13 @@
-"""``create_app()``: the collector as one aiohttp application.
+"""``create_app()``: the collector as one aiohttp application, and its one composition root.
 
-Background work is owned by ``cleanup_ctx``: the database writer thread, the read pool and the MQTT
-intake start before the first request and stop, in reverse order, when the application shuts down.
-A writer that ends by itself (it crashed, or gave up committing) is fatal: ``app[FATAL]`` says so,
-and whoever serves the app (``collector.runner.serve``) stops it and exits with an error.
+Each domain registers its routes with its ``setup(app, …)`` here; the parts themselves (the
+database and its writer thread, the read pool, the alert and fault engines, the evidence store,
+the MQTT intake) are built and started by ``_lifetime`` in the background once the port is
+open, and stopped in reverse order when the application shuts down. Until every part runs, the
+readiness middleware answers each request ``503`` with ``Retry-After``; no handler can reach a
+part that has not started. A part that fails to start, or a writer that ends by itself (it
+crashed, or gave up committing), is fatal: ``app[FATAL]`` says so, and whoever serves the app
+(``collector.runner.serve``) stops it and exits with an error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from collector import evidence
 from collector.alerts import api as alerts_api
 from collector.alerts.delivery import AlertDelivery
 from collector.alerts.engine import AlertEngine
@@ -24,10 +29,14 @@ from collector.alerts.system_alerts import StorageAlerts
 from collector.alerts.tamper import TamperAlerts
 from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
+from collector.api.context import STORE, Slot, StoreAccess
 from collector.api.errors import auth_middleware, errors_middleware
+from collector.api.readiness import READINESS, Phase, Readiness, readiness_middleware
 from collector.enrollment import enroll_many, read_registry_file
-from collector.evidence import EVIDENCE, setup_evidence
-from collector.evidence import MIGRATIONS as EVIDENCE_MIGRATIONS
+from collector.evidence.hooks import TamperHooks
+from collector.evidence.metrics import EvidenceCollector
+from collector.evidence.retention import check_retention
+from collector.evidence.service import EvidenceConfig
 from collector.faults import api as faults_api
 from collector.faults.engine import FaultEngine
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
@@ -38,7 +47,6 @@ from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.registry import Registry
 from collector.reports import api as reports_api
 from collector.runner import FATAL, Fatal
-from collector.services import ALERTS, FAULTS, SERVICES, AlertServices, Services
 from collector.settings import CollectorSettings
 from collector.store.database import open_database
 from collector.store.readers import ReadPool
@@ -51,33 +59,77 @@ log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", CollectorSettings)
 CLOCK = web.AppKey("clock", Clock)
+INTAKE: web.AppKey[Slot[Intake]] = web.AppKey("intake")
 
 
 def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> web.Application:
+    clock = clock or SystemClock()
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(settings.admin_token)],
+        middlewares=[
+            readiness_middleware,
+            errors_middleware,
+            auth_middleware(settings.admin_token),
+        ],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
-    app[CLOCK] = clock or SystemClock()
+    app[CLOCK] = clock
     app[FATAL] = Fatal()
-    app.cleanup_ctx.append(_services)
-    app.add_routes(system.routes)
-    app.add_routes(devices.routes)
-    setup_evidence(app)
-    app.add_routes(alerts_api.routes)
-    app.add_routes(faults_api.routes)
-    app.add_routes(reports_api.routes)
-    setup_web(app)
+    app[READINESS] = Readiness()
+    app[STORE] = Slot("the database")
+    app[INTAKE] = Slot("the MQTT intake")
+    app.cleanup_ctx.append(_lifetime)
+    timezone = settings.alerts.default_site.timezone
+    system.setup(app)
+    devices.setup(app)
+    evidence.setup(app)
+    alerts_api.setup(app)
+    faults_api.setup(app)
+    reports_api.setup(app, timezone=timezone)
+    setup_web(app, timezone=timezone, clock=clock)
     return app
 
 
-async def _services(app: web.Application) -> AsyncIterator[None]:
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Start the parts in the background (the port is open meanwhile; requests get 503), then
+    stop whatever was started, in reverse order, when the application shuts down."""
+    readiness = app[READINESS]
+    async with contextlib.AsyncExitStack() as parts:
+        starting = asyncio.get_running_loop().create_task(
+            _start(app, parts), name="collector-start"
+        )
+        starting.add_done_callback(lambda task: _started(app, task))
+        try:
+            yield
+        finally:
+            readiness.phase = Phase.STOPPING
+            if not starting.done():
+                starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    log.info("collector.stopped")
+
+
+def _started(app: web.Application, task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("collector.start_failed", exc_info=error)
+        app[FATAL].fail(f"start-up failed: {type(error).__name__}: {error}")
+        return
+    if app[READINESS].phase is Phase.STARTING:
+        app[READINESS].phase = Phase.RUNNING
+
+
+async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None:
     settings, clock = app[SETTINGS], app[CLOCK]
     loop = asyncio.get_running_loop()
-    connection, path = open_database(
-        settings.data_dir, [ALERT_MIGRATIONS, FAULT_MIGRATIONS, EVIDENCE_MIGRATIONS]
+    connection, path = await asyncio.to_thread(
+        open_database,
+        settings.data_dir,
+        [ALERT_MIGRATIONS, FAULT_MIGRATIONS, evidence.MIGRATIONS],
     )
+    parts.callback(connection.close)
     metrics = IngestMetrics()
     registry = Registry()
     calendar = MaintenanceCalendar()
@@ -109,6 +161,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         reserve=SpaceReserve(settings.data_dir / RESERVE_FILE),
         storage_watch=StorageAlerts(engine),
     )
+    readers = ReadPool(path)
+    parts.callback(readers.close)
     intake = Intake(
         settings.broker_address(),
         settings.client_id,
@@ -137,25 +191,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         [],
         lambda: [({}, float(writer.backlog))],
     )
-    services = Services(
-        settings=settings,
-        clock=clock,
-        metrics=metrics,
-        writer=writer,
-        readers=ReadPool(path),
-        intake=intake,
-        prometheus=build_registry(exporter),
-    )
-    app[SERVICES] = services
+    prometheus = build_registry(exporter)
     hub = AlertHub()
-    dispatcher = WebhookDispatcher(settings.alerts, services.readers, writer, clock)
+    dispatcher = WebhookDispatcher(settings.alerts, readers, writer, clock)
     delivery = AlertDelivery(
-        hub,
-        dispatcher,
-        channel=intake,
-        writer=writer,
-        readers=services.readers,
-        clock=clock,
+        hub, dispatcher, channel=intake, writer=writer, readers=readers, clock=clock
     )
     exporter.add_gauge(
         "custos_alert_delivery_failures",
@@ -166,37 +206,68 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             ({"what": "round"}, float(delivery.round_failures)),
         ],
     )
-    app[ALERTS] = AlertServices(engine, hub, delivery)
-    app[FAULTS] = faults
-    app[EVIDENCE].hooks.add(TamperAlerts(engine, writer, delivery))
     intake.listeners.append(lambda result: delivery.deliver(result.alerts))
     writer.start(loop, intake.on_result, on_failure=app[FATAL].fail)
+    parts.push_async_callback(asyncio.to_thread, writer.stop)
     if settings.registry_file is not None:
         await enroll_many(writer, read_registry_file(settings.registry_file), clock)
         log.info("collector.registry_loaded file=%s", settings.registry_file)
+    hooks = TamperHooks(TamperAlerts(engine, writer, delivery))
+    service = await evidence.start_service(
+        EvidenceConfig(
+            retention_days=check_retention(settings.retention_days),
+            max_upload_bytes=settings.max_upload_bytes,
+            purge_interval_s=settings.purge_interval_s,
+            upload_expiry_days=settings.upload_expiry_days,
+            sync_interval_s=settings.evidence_sync_s,
+        ),
+        settings.data_dir,
+        writer=writer,
+        readers=readers,
+        clock=clock,
+        hooks=hooks,
+    )
+    parts.push_async_callback(service.stop)
+    prometheus.register(EvidenceCollector(service.metrics))
     intake_task = loop.create_task(intake.run(), name="mqtt-intake")
+    parts.push_async_callback(_stop_intake, intake, intake_task)
     alert_tasks = [
         loop.create_task(delivery.run(), name="alerts-mqtt"),
         loop.create_task(dispatcher.run(), name="alerts-webhooks"),
     ]
+    parts.push_async_callback(_cancel, alert_tasks)
+    # Every part runs: what the handlers use, then the requests.
+    app[STORE].fill(StoreAccess(readers, writer, clock))
+    app[system.SYSTEM].fill(
+        system.SystemContext(
+            mqtt_sessions=lambda: {
+                "ingest": intake.ingest.is_connected,
+                "alarm": intake.alarm.is_connected,
+            },
+            prometheus=prometheus,
+        )
+    )
+    app[alerts_api.ALERTS].fill(alerts_api.AlertsContext(engine, hub, delivery))
+    app[faults_api.FAULTS].fill(faults_api.FaultsContext(faults, delivery.deliver))
+    app[evidence.EVIDENCE].fill(evidence.Evidence(service, hooks))
+    app[INTAKE].fill(intake)
     log.info(
         "collector.started data_dir=%s broker=%s devices=%d",
         settings.data_dir, settings.broker, len(processor.registry),
     )  # fmt: skip
-    try:
-        yield
-    finally:
-        for task in alert_tasks:
-            task.cancel()
-        await asyncio.gather(*alert_tasks, return_exceptions=True)
-        await intake.close()
-        intake_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await intake_task
-        await loop.run_in_executor(None, writer.stop)
-        services.readers.close()
-        connection.close()
-        log.info("collector.stopped")
+
+
+async def _stop_intake(intake: Intake, task: asyncio.Task[None]) -> None:
+    await intake.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _last_seen(processor: IngestProcessor) -> list[tuple[dict[str, str], float]]:

@@ -16,8 +16,10 @@ from typing import Any, TypeVar, overload
 import aiohttp
 from aiohttp import web
 
-from collector.app import create_app
-from collector.services import SERVICES, Services
+from collector.api.context import STORE, StoreAccess
+from collector.api.readiness import READINESS
+from collector.app import INTAKE, create_app
+from collector.runner import FATAL
 from collector.settings import CollectorSettings
 from collector.store.database import DB_FILE
 from protocol.clock import Clock
@@ -88,8 +90,9 @@ class RunningCollector:
     settings: CollectorSettings
 
     @property
-    def services(self) -> Services:
-        return self.app[SERVICES]
+    def store(self) -> StoreAccess:
+        """The database's readers and writer and the clock, as the handlers have them."""
+        return self.app[STORE].value
 
     @property
     def db_path(self) -> Path:
@@ -140,10 +143,14 @@ async def running_collector(
     await site.start()
     collector = RunningCollector(f"http://127.0.0.1:{port}", app, settings)
     try:
-        await eventually(
-            lambda: asyncio.sleep(0, collector.services.intake.connected or None),
-            what="collector MQTT sessions",
-        )
+
+        def started() -> bool:
+            if app[FATAL].reason is not None:
+                raise AssertionError(f"the collector did not start: {app[FATAL].reason}")
+            return app[READINESS].running
+
+        await eventually(started, what="the collector started")
+        await eventually(lambda: app[INTAKE].value.connected, what="collector MQTT sessions")
         yield collector
     finally:
         await runner.cleanup()

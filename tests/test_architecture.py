@@ -219,3 +219,23 @@ def test_only_ingest_uses_the_mqtt_client() -> None:
     assert {target for source, target in users if source == "collector.settings"} == {
         "collector.mqtt.address"
     }
+
+
+def test_the_collector_packages_form_no_cycle_but_the_one_left() -> None:
+    """Package level (``collector.alerts`` → ``collector.faults`` …), over module-level imports.
+    The store and ingest still know each other (the writer runs ingest's batches): issue 10's
+    generic store writer removes that last one; no other may appear."""
+    packages: dict[str, set[str]] = {}
+    for source, targets in _import_graph().items():
+        if source.startswith("collector."):
+            top = ".".join(source.split(".")[:2])
+            packages.setdefault(top, set()).update(
+                ".".join(target.split(".")[:2])
+                for target in targets
+                if target.startswith("collector.") and not target.startswith(top)
+            )
+    packages["collector.store"].discard("collector.ingest")
+    try:
+        graphlib.TopologicalSorter(packages).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail(f"package cycle: {' -> '.join(exc.args[1])}")

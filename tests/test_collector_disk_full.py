@@ -143,7 +143,7 @@ async def test_a_full_disk_under_the_database_is_an_alert_and_fails_healthz(
 
             update = await eventually(ended, what="the storage alert's condition ended")
             assert (update["transition"], update["state"]) == ("updated", "raised")
-            assert collector.services.writer.alive
+            assert collector.store.writer.alive
             republishing = [t for t in asyncio.all_tasks() if t.get_name() == "alerts-mqtt"]
             assert republishing and not republishing[0].done(), "alert republishing survived"
     finally:

@@ -119,7 +119,7 @@ def metadata(signed: SignedManifest, **extra: bytes) -> str:
 
 
 def evidence_service(running: RunningCollector) -> EvidenceService:
-    service = running.app[EVIDENCE].service
+    service = running.app[EVIDENCE].value.service
     assert service is not None
     return service
 
@@ -160,7 +160,7 @@ async def insert_events(
                 ),
             )
 
-    await running.services.writer.submit(job)
+    await running.store.writer.submit(job)
 
 
 def segment_event(signed: SignedManifest) -> dict[str, Any]:

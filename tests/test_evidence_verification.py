@@ -48,7 +48,7 @@ def alarms(collector: RunningCollector) -> Alarms:
     from collector.evidence import EVIDENCE
 
     hook = Alarms()
-    collector.app[EVIDENCE].hooks.add(hook)
+    collector.app[EVIDENCE].value.hooks.add(hook)
     return hook
 
 

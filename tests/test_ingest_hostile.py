@@ -532,7 +532,7 @@ async def test_the_messages_that_killed_the_writer_are_quarantined_and_a_panic_s
             return any(a["rule"] == "panic" and a["device_id"] == device for a in alerts)
 
         await eventually(panic_alert, what="the panic alert after the killer messages")
-        assert collector.services.writer.healthy
+        assert collector.store.writer.healthy
     finally:
         await room.stop()
 

@@ -100,7 +100,7 @@ async def test_a_writer_that_dies_fails_healthz_at_once_and_marks_the_app_fatal(
     await mosquitto_pub(broker.port, JUNK_TOPIC, b"{}")
 
     async def dead() -> bool:
-        return not collector.services.writer.alive
+        return not collector.store.writer.alive
 
     await eventually(dead, timeout=10, what="the writer thread ended")
     status, health = await asyncio.to_thread(_health, collector.url)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from collector.alerts import queries
-from collector.alerts.engine import AlertError
+from collector.alerts.delivery import AlertDelivery
+from collector.alerts.engine import AlertEngine, AlertError
+from collector.alerts.hub import AlertHub
+from collector.api.context import STORE, Slot
 from collector.api.errors import ApiError
 from collector.api.params import (
     MAX_ID,
@@ -24,10 +28,26 @@ from collector.api.params import (
     path_id,
     text_param,
 )
-from collector.services import ALERTS, SERVICES
 from protocol.alerts import AlertMessage, Severity
 
 routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True)
+class AlertsContext:
+    engine: AlertEngine
+    hub: AlertHub
+    delivery: AlertDelivery
+
+
+ALERTS: web.AppKey[Slot[AlertsContext]] = web.AppKey("alerts")
+
+
+def setup(app: web.Application) -> None:
+    """The alert routes; they use ``app[STORE]`` and ``app[ALERTS]``."""
+    app[ALERTS] = Slot("the alerts context")
+    app.add_routes(routes)
+
 
 KEEPALIVE_S = 15.0
 STATES = ("open", "raised", "acknowledged", "cleared")
@@ -56,7 +76,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     severity = choice_param(request, "severity", SEVERITIES)
     site, device = text_param(request, "site"), text_param(request, "device")
     limit = int_param(request, "limit", 100, 1, 1000)
-    alerts = await request.app[SERVICES].readers.run(
+    alerts = await request.app[STORE].value.readers.run(
         lambda db: queries.list_alerts(
             db, state=state, severity=severity, site=site, device=device, limit=limit
         )
@@ -69,8 +89,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """Every transition as it happens. A new client first gets every open alert (``snapshot``);
     one that reconnects with ``Last-Event-ID`` (or ``?since=``, a transition id) gets what it
     missed instead."""
-    services = request.app[SERVICES]
-    alerts = request.app[ALERTS]
+    store = request.app[STORE].value
+    alerts = request.app[ALERTS].value
     since = _resume_after(request)
     response = web.StreamResponse(
         headers={
@@ -85,11 +105,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
         sent = 0
         if since is not None:
             after = since
-            backlog = await services.readers.run(lambda db: queries.transitions_after(db, after))
+            backlog = await store.readers.run(lambda db: queries.transitions_after(db, after))
             for payload in backlog:
                 sent = await _send(response, json.loads(payload))
         else:
-            for payload in await services.readers.run(queries.open_alert_payloads):
+            for payload in await store.readers.run(queries.open_alert_payloads):
                 await _send(response, json.loads(payload), event="snapshot")
         while True:
             try:
@@ -131,16 +151,16 @@ async def _send(response: web.StreamResponse, message: dict[str, Any], event: st
 @routes.get("/api/v1/alerts/{alert_id}")
 async def get_alert(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
-    alert = await request.app[SERVICES].readers.run(lambda db: queries.get_alert(db, alert_id))
+    alert = await request.app[STORE].value.readers.run(lambda db: queries.get_alert(db, alert_id))
     if alert is None:
         raise not_found(f"no alert {alert_id}")
     return web.json_response(alert)
 
 
 async def _change(request: web.Request, work: Any) -> web.Response:
-    services, alerts = request.app[SERVICES], request.app[ALERTS]
+    store, alerts = request.app[STORE].value, request.app[ALERTS].value
     try:
-        messages: list[AlertMessage] = await services.writer.submit(work)
+        messages: list[AlertMessage] = await store.writer.submit(work)
     except AlertError as exc:
         if exc.status == 404:
             raise not_found(str(exc)) from None
@@ -153,7 +173,7 @@ async def _change(request: web.Request, work: Any) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
     body: AckRequest = await json_body(request, AckRequest)
-    engine = request.app[ALERTS].engine
+    engine = request.app[ALERTS].value.engine
     return await _change(request, lambda db: engine.acknowledge(alert_id, body.by, body.comment))
 
 
@@ -161,11 +181,11 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def clear(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
     body: ClearRequest = await json_body(request, ClearRequest)
-    engine = request.app[ALERTS].engine
+    engine = request.app[ALERTS].value.engine
     return await _change(request, lambda db: engine.clear(alert_id, body.by, body.reason))
 
 
 @routes.get("/api/v1/webhooks")
 async def webhooks(request: web.Request) -> web.Response:
-    report = await request.app[ALERTS].delivery.webhooks.endpoint_report()
+    report = await request.app[ALERTS].value.delivery.webhooks.endpoint_report()
     return web.json_response({"webhooks": report})

@@ -7,6 +7,7 @@ from typing import Any, get_args
 
 from aiohttp import web
 
+from collector.api.context import STORE
 from collector.api.params import (
     choice_param,
     int_param,
@@ -17,11 +18,16 @@ from collector.api.params import (
 from collector.enrollment import enroll
 from collector.ingest.runtime import Connection
 from collector.registry import Enrollment
-from collector.services import SERVICES
 from collector.store import queries
 from protocol.events import EventBodyType
 
 routes = web.RouteTableDef()
+
+
+def setup(app: web.Application) -> None:
+    """The device routes; they use ``app[STORE]``."""
+    app.add_routes(routes)
+
 
 CONNECTION_STATES = tuple(state.value for state in Connection)
 EVENT_TYPES = tuple(
@@ -34,10 +40,10 @@ EVENT_TYPES = tuple(
 
 @routes.get("/api/v1/devices")
 async def list_devices(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     site, room = text_param(request, "site"), text_param(request, "room")
     connection = choice_param(request, "state", CONNECTION_STATES)
-    devices = await services.readers.run(
+    devices = await store.readers.run(
         lambda db: queries.list_devices(db, site=site, room=room, connection=connection)
     )
     return web.json_response({"devices": devices, "count": len(devices)})
@@ -46,18 +52,18 @@ async def list_devices(request: web.Request) -> web.Response:
 @routes.post("/api/v1/devices")
 async def enroll_device(request: web.Request) -> web.Response:
     """Enroll a device, or update its site and room. Idempotent: 201 when new, 200 otherwise."""
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     enrollment = await json_body(request, Enrollment)
-    outcome = await enroll(services.writer, enrollment, services.clock)
+    outcome = await enroll(store.writer, enrollment, store.clock)
     payload: dict[str, Any] = {**enrollment.model_dump(mode="json"), "created": outcome.created}
     return web.json_response(payload, status=201 if outcome.created else 200)
 
 
 @routes.get("/api/v1/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     device_id = request.match_info["device_id"]
-    detail = await services.readers.run(lambda db: queries.device_detail(db, device_id))
+    detail = await store.readers.run(lambda db: queries.device_detail(db, device_id))
     if detail is None:
         raise not_found(f"device {device_id!r} is not enrolled")
     return web.json_response(detail)
@@ -65,7 +71,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/devices/{device_id}/events")
 async def device_events(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     device_id = request.match_info["device_id"]
     after_seq = int_param(request, "after_seq", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
@@ -78,7 +84,7 @@ async def device_events(request: web.Request) -> web.Response:
             db, device_id, after_seq=after_seq, limit=limit, event_type=event_type
         )
 
-    events = await services.readers.run(query)
+    events = await store.readers.run(query)
     if events is None:
         raise not_found(f"device {device_id!r} is not enrolled")
     next_after = events[-1]["seq"] if events else after_seq
@@ -87,10 +93,10 @@ async def device_events(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/quarantine")
 async def quarantine(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     limit = int_param(request, "limit", 50, 1, 1000)
     reason = text_param(request, "reason")
-    items = await services.readers.run(
+    items = await store.readers.run(
         lambda db: queries.recent_quarantine(db, limit=limit, reason=reason)
     )
     return web.json_response({"messages": items, "count": len(items)})

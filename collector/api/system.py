@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from collector.api.context import STORE, Slot
 from collector.metrics import render
-from collector.services import SERVICES
 
 routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True)
+class SystemContext:
+    mqtt_sessions: Callable[[], dict[str, bool]]
+    """Each MQTT session by name (``ingest``, ``alarm``): connected?"""
+    prometheus: CollectorRegistry
+
+
+SYSTEM: web.AppKey[Slot[SystemContext]] = web.AppKey("system")
+
+
+def setup(app: web.Application) -> None:
+    """``/healthz`` and ``/metrics``; they use ``app[STORE]`` and ``app[SYSTEM]``."""
+    app[SYSTEM] = Slot("the system context")
+    app.add_routes(routes)
 
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """200 when the collector can do its job (database writer running and committing, room on
     its disk, both MQTT sessions up); 503 with the failing part named, and why, otherwise."""
-    services = request.app[SERVICES]
-    writer = services.writer
+    writer = request.app[STORE].value.writer
     checks = {
         "database_writer": writer.alive and writer.commit_error is None,
         "database_storage": writer.storage_error is None,
-        "mqtt_ingest": services.intake.ingest.is_connected,
-        "mqtt_alarm": services.intake.alarm.is_connected,
+        **{
+            f"mqtt_{name}": connected
+            for name, connected in request.app[SYSTEM].value.mqtt_sessions().items()
+        },
     }
     errors = {
         "database_writer": writer.failure or writer.commit_error,
@@ -40,7 +60,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     return web.Response(
-        body=render(services.prometheus), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=render(request.app[SYSTEM].value.prometheus),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
     )

@@ -7,6 +7,14 @@ from __future__ import annotations
 from collector.evidence.component import EVIDENCE, Evidence
 from collector.evidence.hooks import TamperHook, TamperKind
 from collector.evidence.schema import MIGRATIONS
-from collector.evidence.setup import setup_evidence
+from collector.evidence.setup import setup, start_service
 
-__all__ = ["EVIDENCE", "MIGRATIONS", "Evidence", "TamperHook", "TamperKind", "setup_evidence"]
+__all__ = [
+    "EVIDENCE",
+    "MIGRATIONS",
+    "Evidence",
+    "TamperHook",
+    "TamperKind",
+    "setup",
+    "start_service",
+]

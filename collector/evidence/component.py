@@ -1,29 +1,26 @@
-"""What the application holds for the evidence side, created with the app (``setup_evidence``)
-and filled when it starts: the tamper hooks and, while running, the service."""
+"""What the application holds for the evidence side once the collector has started: the running
+service and the tamper hooks it calls (set by the composition root, ``collector.app``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from collector.evidence.errors import EvidenceError
+from collector.api.context import Slot
 from collector.evidence.hooks import TamperHooks
 from collector.evidence.service import EvidenceService
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evidence:
-    hooks: TamperHooks = field(default_factory=TamperHooks)
-    """Register the alert engine's hook here: ``app[EVIDENCE].hooks.add(hook)``."""
-    service: EvidenceService | None = None
+    service: EvidenceService
+    hooks: TamperHooks
+    """Where what the evidence store finds wrong goes: ``app[EVIDENCE].hooks.add(hook)``."""
 
 
-EVIDENCE = web.AppKey("evidence", Evidence)
+EVIDENCE: web.AppKey[Slot[Evidence]] = web.AppKey("evidence")
 
 
 def service_of(request: web.Request) -> EvidenceService:
-    service = request.app[EVIDENCE].service
-    if service is None:
-        raise EvidenceError(503, "not_ready", "the evidence store is not running")
-    return service
+    return request.app[EVIDENCE].value.service

@@ -1,63 +1,50 @@
-"""``setup_evidence(app)``: the evidence side's routes, its response headers and its lifetime."""
+"""The evidence side's routes and response headers (``setup``), and starting its service
+(``start_service``, called by the composition root, ``collector.app``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
+from collector.api.context import Slot
 from collector.evidence import api_coverage, api_holds, api_segments, tus
-from collector.evidence.component import EVIDENCE, Evidence
-from collector.evidence.hooks import TamperHook, TamperHooks
+from collector.evidence.component import EVIDENCE
+from collector.evidence.hooks import TamperHooks
 from collector.evidence.keys import CollectorKey
-from collector.evidence.metrics import EvidenceCollector
-from collector.evidence.retention import check_retention
 from collector.evidence.service import EvidenceConfig, EvidenceService
 from collector.evidence.store import ContentStore
-from collector.services import SERVICES
+from collector.store.readers import ReadPool
+from collector.store.writer import DbWriter
+from protocol.clock import Clock
 
 
-def setup_evidence(app: web.Application, *, on_tamper: TamperHook | None = None) -> Evidence:
-    """Register the routes and a ``cleanup_ctx`` that starts the service once the collector's
-    services (``app[SERVICES]``) exist: call it after the collector's own context is added."""
-    evidence = Evidence(TamperHooks(*([on_tamper] if on_tamper else [])))
-    app[EVIDENCE] = evidence
+def setup(app: web.Application) -> None:
+    """The upload, segment, hold and coverage routes; they use ``app[EVIDENCE]``."""
+    app[EVIDENCE] = Slot("the evidence store")
     for routes in (tus.routes, api_segments.routes, api_holds.routes, api_coverage.routes):
         app.add_routes(routes)
     app.on_response_prepare.append(tus.add_tus_headers)
-    app.cleanup_ctx.append(_lifetime)
-    return evidence
 
 
-async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    settings = services.settings
-    config = EvidenceConfig(
-        retention_days=check_retention(settings.retention_days),
-        max_upload_bytes=settings.max_upload_bytes,
-        purge_interval_s=settings.purge_interval_s,
-        upload_expiry_days=settings.upload_expiry_days,
-        sync_interval_s=settings.evidence_sync_s,
-    )
-    store = ContentStore(settings.data_dir)
+async def start_service(
+    config: EvidenceConfig,
+    data_dir: Path,
+    *,
+    writer: DbWriter,
+    readers: ReadPool,
+    clock: Clock,
+    hooks: TamperHooks,
+) -> EvidenceService:
+    """The content store prepared, the collector's signing key loaded (made on first start),
+    the service started."""
+    store = ContentStore(data_dir)
     await asyncio.to_thread(store.prepare)
-    key = await asyncio.to_thread(CollectorKey.load_or_create, settings.data_dir / "keys")
-    evidence = app[EVIDENCE]
+    key = await asyncio.to_thread(CollectorKey.load_or_create, data_dir / "keys")
     service = EvidenceService(
-        config=config,
-        store=store,
-        key=key,
-        writer=services.writer,
-        readers=services.readers,
-        clock=services.clock,
-        hooks=evidence.hooks,
-    )
-    services.prometheus.register(EvidenceCollector(service.metrics))
+        config=config, store=store, key=key, writer=writer, readers=readers, clock=clock,
+        hooks=hooks,
+    )  # fmt: skip
     await service.start()
-    evidence.service = service
-    try:
-        yield
-    finally:
-        evidence.service = None
-        await service.stop()
+    return service

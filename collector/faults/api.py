@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from collector.api.context import STORE, Slot
 from collector.api.errors import ApiError
 from collector.api.params import (
     bool_param,
@@ -19,12 +22,28 @@ from collector.api.params import (
     text_param,
 )
 from collector.faults import queries
-from collector.faults.engine import FaultError
+from collector.faults.engine import FaultEngine, FaultError
 from collector.maintenance import WindowRequest
-from collector.services import ALERTS, FAULTS, SERVICES
 from protocol.alerts import AlertMessage
 
 routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True)
+class FaultsContext:
+    engine: FaultEngine
+    deliver: Callable[[Sequence[AlertMessage]], None]
+    """Hands the alert transitions a fault change made to alert delivery."""
+
+
+FAULTS: web.AppKey[Slot[FaultsContext]] = web.AppKey("faults")
+
+
+def setup(app: web.Application) -> None:
+    """The fault-queue and maintenance routes; they use ``app[STORE]`` and ``app[FAULTS]``."""
+    app[FAULTS] = Slot("the faults context")
+    app.add_routes(routes)
+
 
 Who = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 STATES = ("active", "open", "acknowledged", "restored")
@@ -54,7 +73,7 @@ class CancelRequest(BaseModel):
 
 async def _write(request: web.Request, work: Any) -> Any:
     try:
-        return await request.app[SERVICES].writer.submit(work)
+        return await request.app[STORE].value.writer.submit(work)
     except FaultError as exc:
         if exc.status == 404:
             raise not_found(str(exc)) from None
@@ -66,7 +85,7 @@ async def list_faults(request: web.Request) -> web.Response:
     state = choice_param(request, "state", STATES)
     site, device = text_param(request, "site"), text_param(request, "device")
     limit = int_param(request, "limit", 200, 1, 1000)
-    faults = await request.app[SERVICES].readers.run(
+    faults = await request.app[STORE].value.readers.run(
         lambda db: queries.list_faults(db, state=state, site=site, device=device, limit=limit)
     )
     return web.json_response({"faults": faults, "count": len(faults)})
@@ -75,7 +94,7 @@ async def list_faults(request: web.Request) -> web.Response:
 @routes.get("/api/v1/faults/{fault_id}")
 async def get_fault(request: web.Request) -> web.Response:
     fault_id = path_id(request, "fault_id", "fault")
-    fault = await request.app[SERVICES].readers.run(lambda db: queries.get_fault(db, fault_id))
+    fault = await request.app[STORE].value.readers.run(lambda db: queries.get_fault(db, fault_id))
     if fault is None:
         raise not_found(f"no fault {fault_id}")
     return web.json_response(fault)
@@ -85,11 +104,11 @@ async def get_fault(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     fault_id = path_id(request, "fault_id", "fault")
     body: AckRequest = await json_body(request, AckRequest)
-    engine = request.app[FAULTS]
+    engine = request.app[FAULTS].value.engine
     messages: list[AlertMessage] = await _write(
         request, lambda db: engine.acknowledge(fault_id, body.by)
     )
-    request.app[ALERTS].delivery.deliver(messages)
+    request.app[FAULTS].value.deliver(messages)
     return web.json_response({"fault_id": fault_id, "state": "acknowledged", "by": body.by})
 
 
@@ -97,7 +116,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def assign(request: web.Request) -> web.Response:
     fault_id = path_id(request, "fault_id", "fault")
     body: AssignRequest = await json_body(request, AssignRequest)
-    engine = request.app[FAULTS]
+    engine = request.app[FAULTS].value.engine
     await _write(request, lambda db: engine.assign(fault_id, body.assignee, body.by))
     return web.json_response({"fault_id": fault_id, "assignee": body.assignee})
 
@@ -106,17 +125,17 @@ async def assign(request: web.Request) -> web.Response:
 async def add_note(request: web.Request) -> web.Response:
     fault_id = path_id(request, "fault_id", "fault")
     body: NoteRequest = await json_body(request, NoteRequest)
-    engine = request.app[FAULTS]
+    engine = request.app[FAULTS].value.engine
     await _write(request, lambda db: engine.note(fault_id, body.text, body.by))
     return web.json_response({"fault_id": fault_id, "note": body.text}, status=201)
 
 
 @routes.get("/api/v1/maintenance")
 async def list_windows(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    store = request.app[STORE].value
     include_past = bool_param(request, "all") or False
-    now = services.clock.now().isoformat()
-    windows = await services.readers.run(
+    now = store.clock.now().isoformat()
+    windows = await store.readers.run(
         lambda db: queries.list_windows(db, include_past=include_past, now=now)
     )
     return web.json_response({"windows": windows, "count": len(windows)})
@@ -125,9 +144,9 @@ async def list_windows(request: web.Request) -> web.Response:
 @routes.post("/api/v1/maintenance")
 async def create_window(request: web.Request) -> web.Response:
     body: WindowRequest = await json_body(request, WindowRequest)
-    services = request.app[SERVICES]
-    calendar = request.app[FAULTS].calendar
-    ids = await _write(request, lambda db: calendar.add(db, body, services.clock.now()))
+    store = request.app[STORE].value
+    calendar = request.app[FAULTS].value.engine.calendar
+    ids = await _write(request, lambda db: calendar.add(db, body, store.clock.now()))
     return web.json_response({"ids": ids, **body.model_dump(mode="json")}, status=201)
 
 
@@ -135,14 +154,14 @@ async def create_window(request: web.Request) -> web.Response:
 async def cancel_window(request: web.Request) -> web.Response:
     """Cancel a window: ``?by=`` (or a JSON body ``{"by"}``) says who."""
     window_id = path_id(request, "window_id", "maintenance window")
-    services = request.app[SERVICES]
-    known = await services.readers.run(lambda db: queries.window_exists(db, window_id))
+    store = request.app[STORE].value
+    known = await store.readers.run(lambda db: queries.window_exists(db, window_id))
     if not known:
         raise not_found(f"no maintenance window {window_id}")
     body = await delete_fields(request, CancelRequest)
-    calendar = request.app[FAULTS].calendar
+    calendar = request.app[FAULTS].value.engine.calendar
     cancelled = await _write(
-        request, lambda db: calendar.cancel(db, window_id, body.by, services.clock.now())
+        request, lambda db: calendar.cancel(db, window_id, body.by, store.clock.now())
     )
     if not cancelled:
         raise ApiError(409, "already_cancelled", f"maintenance window {window_id} is cancelled")

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from collector.messages import CATALOGUE, LIST_SEPARATOR
-from collector.services import SERVICES
 from collector.web.i18n import COOKIE, LANGS, Lang, choose, words
+from protocol.clock import Clock
 from protocol.localtime import load_zone, zone_label
 
 STATIC = Path(__file__).parent / "static"
@@ -97,9 +97,7 @@ def render(lang: Lang, timezone: str, now: datetime) -> str:
 @routes.get("/")
 async def page(request: web.Request) -> web.Response:
     lang, asked = choose(request)
-    services = request.app[SERVICES]
-    timezone = services.settings.alerts.default_site.timezone
-    text = render(lang, timezone, services.clock.now())
+    text = render(lang, request.app[PAGE_TIMEZONE], request.app[PAGE_CLOCK].now())
     response = web.Response(text=text, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-cache"
     if asked:
@@ -115,6 +113,13 @@ async def favicon(request: web.Request) -> web.FileResponse:
     return response
 
 
-def setup_web(app: web.Application) -> None:
+PAGE_TIMEZONE = web.AppKey("page_timezone", str)
+PAGE_CLOCK = web.AppKey("page_clock", Clock)
+
+
+def setup_web(app: web.Application, *, timezone: str, clock: Clock) -> None:
+    """The page, its favicon and its static files; the page is in ``timezone``'s local time."""
+    app[PAGE_TIMEZONE] = timezone
+    app[PAGE_CLOCK] = clock
     app.add_routes(routes)
     app.router.add_static("/static", STATIC, name="static")
