@@ -174,3 +174,32 @@ async def test_receive_maximum_limits_publishes_in_flight() -> None:
         assert not futures[4].done()
     with pytest.raises(ConnectionLost):  # still queued when the connection closed
         await futures[4]
+
+
+async def test_publishes_waiting_for_the_receive_maximum_go_out_after_a_reconnect() -> None:
+    fake = FakeBroker(connack=bytes.fromhex("20 06 00 00 03 21 0002"))  # Receive Maximum 2
+    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    conn = MqttConnection(
+        BrokerAddress("127.0.0.1", fake.port),
+        SessionOptions("limited"),
+        subscriptions=[],
+        on_messages=Inbox(),
+        clock=SystemClock(),
+        backoff=fast_backoff(),
+    )
+
+    def published(connection: int) -> list[bytes]:
+        return [
+            packet.payload
+            for packet in _packets(bytes(fake.connections[connection]))
+            if isinstance(packet, mqtt5.PublishPacket)
+        ]
+
+    async with fake.server, running(conn):
+        futures = [conn.publish("t/q", str(i).encode(), qos=1) for i in range(4)]
+        await eventually(lambda: published(0) == [b"0", b"1"], what="two in flight")
+        for future in futures[:2]:
+            future.cancel()  # their callers gave up waiting
+        fake.writers[0].close()  # the connection drops with two publishes still waiting
+        await eventually(lambda: len(fake.connections) == 2, what="the reconnect")
+        await eventually(lambda: published(1) == [b"2", b"3"], what="the waiting two sent")

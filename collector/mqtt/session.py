@@ -271,6 +271,7 @@ class _Session(asyncio.Protocol):
                 self.waiting.extendleft(reversed(unacknowledged[index:]))
                 break
             self.send_qos1(pending, again=session_present)
+        self.pump()  # what waited behind them, as far as the new Receive Maximum allows
         return len(unacknowledged)
 
     def pump(self) -> None:
