@@ -240,3 +240,29 @@ def test_the_page_renders_every_sentence_as_the_bulletin_does(lang: Lang) -> Non
         for message in sentences
     ]
     assert from_script == [None if text == "\0" else text for text in expected]
+
+
+def test_the_page_template_escapes_what_it_shows() -> None:
+    """Every value in the page goes through autoescape, and the JSON blocks through ``tojson``:
+    a word or a catalogue sentence carrying markup cannot open an element or end a script."""
+    from collector.web.i18n import words
+    from collector.web.page import templates
+
+    hostile = '</script><img src=x onerror="alert(1)">'
+    page = (
+        templates()
+        .get_template("page.html")
+        .render(
+            lang="en",
+            other="zh",
+            html_lang="en",
+            other_html_lang="zh-CN",
+            t=dict.fromkeys(words("en"), hostile),
+            zone=hostile,
+            sections=[("alerts", "no_alerts")],
+            catalogue={"messages": {"k": hostile}},
+        )
+    )
+    assert "<img" not in page
+    assert page.count("</script>") == 4  # the two JSON blocks and the two scripts, no more
+    assert page_catalogue(page)["messages"]["k"] == hostile
