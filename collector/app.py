@@ -32,7 +32,7 @@ from collector.api import devices, system
 from collector.api.context import STORE, Slot, StoreAccess
 from collector.api.errors import auth_middleware, errors_middleware
 from collector.api.readiness import READINESS, Phase, Readiness, readiness_middleware
-from collector.enrollment import enroll_many, read_registry_file
+from collector.enrollment import enroll, enroll_many, read_registry_file
 from collector.evidence.hooks import TamperHooks
 from collector.evidence.metrics import EvidenceCollector
 from collector.evidence.retention import check_retention
@@ -42,6 +42,7 @@ from collector.faults.engine import FaultEngine
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
 from collector.ingest.intake import Intake
 from collector.ingest.processor import IngestProcessor
+from collector.ingest.queue import IngestQueue
 from collector.maintenance import MaintenanceCalendar
 from collector.metrics import CustosCollector, IngestMetrics, build_registry
 from collector.registry import Registry
@@ -152,11 +153,11 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
         clock_skew_limit_ms=settings.clock_skew_limit_ms,
         hooks=[engine, faults],
     )
+    queue = IngestQueue(processor, max_batch=settings.max_batch)
     writer = DbWriter(
         connection,
-        processor,
+        queue,
         clock,
-        max_batch=settings.max_batch,
         tick_s=settings.tick_s,
         reserve=SpaceReserve(settings.data_dir / RESERVE_FILE),
         storage_watch=StorageAlerts(engine),
@@ -169,6 +170,7 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
         writer,
         clock,
         metrics,
+        queue=queue,
         keepalive_s=settings.keepalive_s,
         backlog_pause=settings.backlog_pause,
     )
@@ -189,7 +191,7 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
         "custos_writer_backlog",
         "Messages waiting for the database writer",
         [],
-        lambda: [({}, float(writer.backlog))],
+        lambda: [({}, float(queue.backlog))],
     )
     prometheus = build_registry(exporter)
     hub = AlertHub()
@@ -210,7 +212,7 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
     writer.start(loop, intake.on_result, on_failure=app[FATAL].fail)
     parts.push_async_callback(asyncio.to_thread, writer.stop)
     if settings.registry_file is not None:
-        await enroll_many(writer, read_registry_file(settings.registry_file), clock)
+        await enroll_many(writer, processor, read_registry_file(settings.registry_file), clock)
         log.info("collector.registry_loaded file=%s", settings.registry_file)
     hooks = TamperHooks(TamperAlerts(engine, writer, delivery))
     service = await evidence.start_service(
@@ -245,8 +247,11 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
                 "alarm": intake.alarm.is_connected,
             },
             prometheus=prometheus,
+            backlog=lambda: queue.backlog,
+            devices=lambda: len(registry),
         )
     )
+    app[devices.ENROLL].fill(lambda enrollment: enroll(writer, processor, enrollment, clock))
     app[alerts_api.ALERTS].fill(alerts_api.AlertsContext(engine, hub, delivery))
     app[faults_api.FAULTS].fill(faults_api.FaultsContext(faults, delivery.deliver))
     app[evidence.EVIDENCE].fill(evidence.Evidence(service, hooks))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from collector.ingest.processor import IngestProcessor
 from collector.registry import Enrollment, EnrollOutcome
 from collector.store.writer import DbWriter
 from protocol.clock import Clock
@@ -24,15 +25,16 @@ ENROLLMENTS_PER_JOB = 500
 start, and all in one job would hold the writer (and any alarm) for as long."""
 
 
-async def enroll(writer: DbWriter, enrollment: Enrollment, clock: Clock) -> EnrollOutcome:
-    [outcome] = await enroll_many(writer, [enrollment], clock)
+async def enroll(
+    writer: DbWriter, processor: IngestProcessor, enrollment: Enrollment, clock: Clock
+) -> EnrollOutcome:
+    [outcome] = await enroll_many(writer, processor, [enrollment], clock)
     return outcome
 
 
 async def enroll_many(
-    writer: DbWriter, enrollments: list[Enrollment], clock: Clock
+    writer: DbWriter, processor: IngestProcessor, enrollments: list[Enrollment], clock: Clock
 ) -> list[EnrollOutcome]:
-    processor = writer.processor
 
     def job(db: sqlite3.Connection, part: list[Enrollment]) -> list[EnrollOutcome]:
         outcomes = []

@@ -221,10 +221,8 @@ def test_only_ingest_uses_the_mqtt_client() -> None:
     }
 
 
-def test_the_collector_packages_form_no_cycle_but_the_one_left() -> None:
-    """Package level (``collector.alerts`` → ``collector.faults`` …), over module-level imports.
-    The store and ingest still know each other (the writer runs ingest's batches): issue 10's
-    generic store writer removes that last one; no other may appear."""
+def test_the_collector_packages_form_no_cycle() -> None:
+    """Package level (``collector.alerts`` → ``collector.faults`` …), over module-level imports."""
     packages: dict[str, set[str]] = {}
     for source, targets in _import_graph().items():
         if source.startswith("collector."):
@@ -234,8 +232,20 @@ def test_the_collector_packages_form_no_cycle_but_the_one_left() -> None:
                 for target in targets
                 if target.startswith("collector.") and not target.startswith(top)
             )
-    packages["collector.store"].discard("collector.ingest")
     try:
         graphlib.TopologicalSorter(packages).prepare()
     except graphlib.CycleError as exc:
         pytest.fail(f"package cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_the_store_imports_no_domain() -> None:
+    """``collector.store`` is a generic single writer and read pool: work comes to it through
+    its ``WorkSource`` port and jobs; it knows nothing of messages, alerts or faults."""
+    leaks = {
+        (source, target)
+        for source, targets in _import_graph().items()
+        if source.startswith("collector.store")
+        for target in targets
+        if target.startswith("collector.") and not target.startswith("collector.store")
+    }
+    assert leaks == set()

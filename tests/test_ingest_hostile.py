@@ -34,12 +34,13 @@ from collector.alerts.schema import MIGRATIONS as ALERT_MIGRATIONS
 from collector.faults.engine import FaultEngine
 from collector.faults.policy import FaultPolicy
 from collector.faults.schema import MIGRATIONS as FAULT_MIGRATIONS
+from collector.ingest import queries
 from collector.ingest.batch import BatchResult, Chunk, CommittedEvent, Message
 from collector.ingest.processor import IngestProcessor
+from collector.ingest.queue import IngestQueue
 from collector.maintenance import MaintenanceCalendar
 from collector.metrics import IngestMetrics
 from collector.registry import Enrollment, Registry
-from collector.store import queries
 from collector.store.database import open_database
 from collector.store.writer import DbWriter
 from firmware_config.schema import RoomKind
@@ -107,13 +108,14 @@ class WriterRig:
         processor = IngestProcessor(
             db, registry, self.clock, IngestMetrics(), hooks=[alerts, faults]
         )
-        self.writer = DbWriter(db, processor, self.clock, tick_s=3600.0)
+        self.queue = IngestQueue(processor)
+        self.writer = DbWriter(db, self.queue, self.clock, tick_s=3600.0)
         self.results: list[BatchResult] = []
         self.run(self._start)
 
     async def _start(self) -> None:
         self.writer.start(asyncio.get_running_loop(), self.results.append)
-        processor = self.writer.processor
+        processor = self.queue.processor
 
         def enroll(db: sqlite3.Connection) -> None:
             for device in (DEVICE, OTHER, CLEAN):
@@ -146,15 +148,15 @@ class WriterRig:
             alarms = [Message(t, p) for t, p in messages if t.endswith("/alarm")]
             others = [Message(t, p) for t, p in messages if not t.endswith("/alarm")]
             if alarms:
-                self.writer.offer(Chunk.stamped(alarms, *stamp), alarm=True)
+                self.queue.offer(Chunk.stamped(alarms, *stamp), alarm=True)
             if others:
-                self.writer.offer(Chunk.stamped(others, *stamp))
+                self.queue.offer(Chunk.stamped(others, *stamp))
             if tick:
                 self.writer.request_tick()
             # A job runs after the batch of the chunks taken before it was submitted (and the
             # tick after the jobs): wait until the writer has taken everything, then for a job.
             await eventually(
-                lambda: asyncio.sleep(0, self.writer.backlog == 0),
+                lambda: asyncio.sleep(0, self.queue.backlog == 0),
                 interval=0.0005,
                 what="the writer has taken the chunks",
             )
@@ -366,7 +368,7 @@ def hostile_message(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def _fuzz(rig: WriterRig, examples: int) -> None:
-    metrics = rig.writer.processor.metrics
+    metrics = rig.queue.processor.metrics
 
     @settings(
         max_examples=examples,
@@ -400,7 +402,7 @@ def _panic_raised(rig: WriterRig, seq: int) -> bool:
 def test_hostile_messages_never_stop_ingest(rig: WriterRig) -> None:
     _fuzz(rig, CI_EXAMPLES)
     assert rig.writer.healthy
-    assert sum(rig.writer.processor.metrics.rejected.values()) > CI_EXAMPLES // 2
+    assert sum(rig.queue.processor.metrics.rejected.values()) > CI_EXAMPLES // 2
     assert _panic_raised(rig, 1), "the writer still raises a panic after the fuzz"
 
 

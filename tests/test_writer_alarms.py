@@ -10,6 +10,7 @@ from pathlib import Path
 
 from collector.ingest.batch import BatchResult, Chunk, Message
 from collector.ingest.processor import IngestProcessor
+from collector.ingest.queue import IngestQueue
 from collector.metrics import IngestMetrics
 from collector.registry import Registry
 from collector.store.database import DB_FILE, open_database
@@ -42,42 +43,41 @@ async def _batches(writer: DbWriter, expected: int) -> list[int]:
     return sizes
 
 
-def _writer(tmp_path: Path, *, batch_budget_s: float = 0.1) -> DbWriter:
+def _writer(tmp_path: Path, *, batch_budget_s: float = 0.1) -> tuple[DbWriter, IngestQueue]:
     db, _ = open_database(tmp_path)
     processor = IngestProcessor(db, Registry(), CLOCK, IngestMetrics())
-    return DbWriter(
-        db, processor, CLOCK, max_batch=2000, tick_s=60.0, batch_budget_s=batch_budget_s
-    )
+    queue = IngestQueue(processor, max_batch=2000, batch_budget_s=batch_budget_s)
+    return DbWriter(db, queue, CLOCK, tick_s=60.0), queue
 
 
 async def test_waiting_alarms_are_a_batch_of_their_own(tmp_path: Path) -> None:
-    writer = _writer(tmp_path)
+    writer, queue = _writer(tmp_path)
     for index in range(5):
-        writer.offer(_chunk(300, f"hb{index}"))
-    writer.offer(_chunk(2, "alarm"), alarm=True)
-    writer.offer(_chunk(1, "alarm2"), alarm=True)
+        queue.offer(_chunk(300, f"hb{index}"))
+    queue.offer(_chunk(2, "alarm"), alarm=True)
+    queue.offer(_chunk(1, "alarm2"), alarm=True)
     sizes = await _batches(writer, 1503)
     assert sizes[0] == 3  # the alarms, alone: not topped up with 1,500 ordinary messages
     assert sum(sizes) == 1503
-    assert writer.processor.metrics.rejected["bad_topic"] == 1503
+    assert queue.processor.metrics.rejected["bad_topic"] == 1503
 
 
 async def test_ordinary_batches_are_cut_to_the_time_budget(tmp_path: Path) -> None:
-    writer = _writer(tmp_path, batch_budget_s=0.010)
-    writer.seconds_per_message = 0.001  # as if measured: 10 messages fit the budget
+    writer, queue = _writer(tmp_path, batch_budget_s=0.010)
+    queue.seconds_per_message = 0.001  # as if measured: 10 messages fit the budget
     for index in range(8):
-        writer.offer(_chunk(5, f"hb{index}"))
+        queue.offer(_chunk(5, f"hb{index}"))
     sizes = await _batches(writer, 40)
     assert sizes[0] == 10  # two chunks of five, not all eight
     assert sum(sizes) == 40
-    assert writer.seconds_per_message != 0.001  # it follows what the batches really cost
+    assert queue.seconds_per_message != 0.001  # it follows what the batches really cost
 
 
 async def test_a_chunk_larger_than_the_budget_is_cut_and_keeps_its_order(tmp_path: Path) -> None:
     """One socket read of a firehose can hold more than a budget's worth of messages."""
-    writer = _writer(tmp_path, batch_budget_s=0.010)
-    writer.seconds_per_message = 0.001
-    writer.offer(_chunk(25, "big"))
+    writer, queue = _writer(tmp_path, batch_budget_s=0.010)
+    queue.seconds_per_message = 0.001
+    queue.offer(_chunk(25, "big"))
     sizes = await _batches(writer, 25)
     assert sizes[0] == 10
     assert sum(sizes) == 25
@@ -90,9 +90,9 @@ async def test_a_chunk_larger_than_the_budget_is_cut_and_keeps_its_order(tmp_pat
 
 
 async def test_without_a_measure_yet_a_batch_takes_up_to_max_batch(tmp_path: Path) -> None:
-    writer = _writer(tmp_path)
+    writer, queue = _writer(tmp_path)
     for index in range(3):
-        writer.offer(_chunk(500, f"hb{index}"))
+        queue.offer(_chunk(500, f"hb{index}"))
     sizes = await _batches(writer, 1500)
     assert sizes[0] == 1500
-    assert writer.seconds_per_message > 0
+    assert queue.seconds_per_message > 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
 from aiohttp import web
 
-from collector.api.context import STORE
+from collector.api.context import STORE, Slot
 from collector.api.params import (
     choice_param,
     int_param,
@@ -15,17 +16,22 @@ from collector.api.params import (
     not_found,
     text_param,
 )
-from collector.enrollment import enroll
+from collector.ingest import queries
 from collector.ingest.runtime import Connection
-from collector.registry import Enrollment
-from collector.store import queries
+from collector.registry import Enrollment, EnrollOutcome
 from protocol.events import EventBodyType
 
 routes = web.RouteTableDef()
 
 
+Enroll = Callable[[Enrollment], Awaitable[EnrollOutcome]]
+ENROLL: web.AppKey[Slot[Enroll]] = web.AppKey("enroll")
+"""Enrolls a device in the database and in ingest's live state (``collector.enrollment``)."""
+
+
 def setup(app: web.Application) -> None:
-    """The device routes; they use ``app[STORE]``."""
+    """The device routes; they use ``app[STORE]`` and ``app[ENROLL]``."""
+    app[ENROLL] = Slot("enrollment")
     app.add_routes(routes)
 
 
@@ -52,9 +58,8 @@ async def list_devices(request: web.Request) -> web.Response:
 @routes.post("/api/v1/devices")
 async def enroll_device(request: web.Request) -> web.Response:
     """Enroll a device, or update its site and room. Idempotent: 201 when new, 200 otherwise."""
-    store = request.app[STORE].value
     enrollment = await json_body(request, Enrollment)
-    outcome = await enroll(store.writer, enrollment, store.clock)
+    outcome = await request.app[ENROLL].value(enrollment)
     payload: dict[str, Any] = {**enrollment.model_dump(mode="json"), "created": outcome.created}
     return web.json_response(payload, status=201 if outcome.created else 200)
 

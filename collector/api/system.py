@@ -19,6 +19,10 @@ class SystemContext:
     mqtt_sessions: Callable[[], dict[str, bool]]
     """Each MQTT session by name (``ingest``, ``alarm``): connected?"""
     prometheus: CollectorRegistry
+    backlog: Callable[[], int]
+    """Messages received and not yet taken by the writer."""
+    devices: Callable[[], int]
+    """Devices enrolled."""
 
 
 SYSTEM: web.AppKey[Slot[SystemContext]] = web.AppKey("system")
@@ -52,8 +56,8 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok" if healthy else "degraded",
         "checks": checks,
         "errors": {part: error for part, error in errors.items() if error},
-        "writer_backlog": writer.backlog,
-        "devices": len(writer.processor.registry),
+        "writer_backlog": request.app[SYSTEM].value.backlog(),
+        "devices": request.app[SYSTEM].value.devices(),
     }
     return web.json_response(body, status=200 if healthy else 503)
 

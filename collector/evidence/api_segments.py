@@ -28,7 +28,7 @@ from collector.evidence.queries import (
     stream_summaries,
 )
 from collector.evidence.tus import receipt_response
-from collector.store.queries import device_exists
+from collector.ingest.queries import device_exists
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from collector.ingest.batch import BatchResult, Chunk
+from collector.ingest.queue import IngestQueue
 from collector.metrics import IngestMetrics
 from collector.mqtt import (
     BrokerAddress,
@@ -51,10 +52,12 @@ class Intake:
         clock: Clock,
         metrics: IngestMetrics,
         *,
+        queue: IngestQueue,
         keepalive_s: int = 10,
         backlog_pause: int = 50_000,
     ) -> None:
         self._writer = writer
+        self._queue = queue
         self._clock = clock
         self._metrics = metrics
         self._pause_at = backlog_pause
@@ -77,7 +80,7 @@ class Intake:
             clock=clock,
             backoff=Backoff(initial=0.5, maximum=15.0),
             on_connected=self._ingest_connected,
-            on_disconnected=self._writer.processor.lost_sight,
+            on_disconnected=queue.processor.lost_sight,
             name="ingest",
         )
         self.alarm = MqttConnection(
@@ -110,7 +113,7 @@ class Intake:
         return encode(CollectorStatus(state=state, instance=self.instance, at=self._clock.now()))
 
     def _ingest_connected(self, session_present: bool) -> None:
-        processor = self._writer.processor
+        processor = self._queue.processor
         future = self._writer.submit(lambda db: processor.regained_sight())
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._announce(session_present)
@@ -154,24 +157,24 @@ class Intake:
         return Chunk.stamped(messages, self._clock.now(), self._clock.monotonic())
 
     def _on_ingest(self, messages: list[InboundMessage]) -> None:
-        self._writer.offer(self._stamp(messages))
-        if not self._paused and self._writer.backlog > self._pause_at:
+        self._queue.offer(self._stamp(messages))
+        if not self._paused and self._queue.backlog > self._pause_at:
             self._paused = True
             self.ingest.pause_reading()
-            log.warning("intake.paused backlog=%d", self._writer.backlog)
+            log.warning("intake.paused backlog=%d", self._queue.backlog)
 
     def _on_alarm(self, messages: list[InboundMessage]) -> None:
-        self._writer.offer(self._stamp(messages), alarm=True)
+        self._queue.offer(self._stamp(messages), alarm=True)
 
     # --- out, after each commit -----------------------------------------------------------------
 
     def on_result(self, result: BatchResult) -> None:
         for ack in result.acks:
             self._publish_ack(ack.device_id, encode(ack))
-        if self._paused and self._writer.backlog < self._resume_at:
+        if self._paused and self._queue.backlog < self._resume_at:
             self._paused = False
             self.ingest.resume_reading()
-            log.info("intake.resumed backlog=%d", self._writer.backlog)
+            log.info("intake.resumed backlog=%d", self._queue.backlog)
         for listener in self.listeners:
             try:
                 listener(result)

@@ -1,9 +1,12 @@
-"""The one writer of the collector database: a thread that commits batches.
+"""The one writer of the collector database: a thread that commits, knowing no domain.
 
-The event loop only hands over chunks of raw messages (``offer``) and jobs (``submit``); this thread
-validates, writes and commits them in batched transactions, alarms first, and hands each committed
-result back to the loop. A failed commit is rolled back, the in-memory state is rebuilt from the
-database, and the same batch is tried again: messages are never dropped because a commit failed.
+It runs two kinds of work, each in a transaction of its own: the batches of its ``WorkSource``
+(ingest's queue of received messages, ``collector.ingest.queue``) with the source's periodic
+tick, and the jobs the event loop submits (``submit``: API calls, bookkeeping), between batches.
+Each committed batch's result goes back to the loop (``on_result``). A failed commit is rolled
+back, the source rebuilds its in-memory state from the database, and the same batch is tried
+again: nothing handed over is dropped because a commit failed. (Datasette's ``execute_write_fn``
+is the model: one thread owns the connection, everyone else hands it work.)
 
 Failing commits are never quiet. While they fail ``commit_error`` is set (``/healthz`` fails);
 after ``commit_attempts`` failures in a row the writer gives up and its thread ends, and so does
@@ -13,31 +16,21 @@ for lack of space is different, as a restart would not free any: the writer rele
 ``SpaceReserve``, commits a critical alert through the ``StorageWatch`` in the room that freed,
 sets ``storage_error`` (``/healthz`` fails) and keeps trying; it is over once the reserve can be
 made again.
-
-Alarms never wait behind heartbeat load: waiting alarms make a batch of their own, and a batch of
-ordinary messages is cut to about ``batch_budget_s`` of this thread's CPU time (at the cost per
-message of the last batches), so an alarm that arrives meanwhile waits for about that much work —
-and so do the jobs (API calls, webhook bookkeeping), which run between batches. CPU time, not
-wall time: on a busy machine the wall time of a batch grows with the load, and batches cut by it
-would shrink just when their fixed costs (a commit, an ack per device) matter most.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import functools
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-from collector.ingest.batch import BatchResult, Chunk
-from collector.ingest.processor import IngestProcessor
 from collector.store.errors import is_out_of_space
 from collector.store.reserve import SpaceReserve
 from protocol.backoff import Backoff
@@ -46,6 +39,7 @@ from protocol.clock import Clock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class JobRejectedError(Exception):
@@ -57,13 +51,47 @@ class WriterFailedError(Exception):
     """Commits kept failing (for another reason than space): the writer gave up."""
 
 
-class StorageWatch(Protocol):
+@dataclass(frozen=True)
+class Batch(Generic[R]):
+    """One unit of a source's work: ``work`` runs inside the writer's transaction; ``learn``, if
+    any, is told the writer thread's CPU seconds the batch and its commit took."""
+
+    work: Callable[[], R]
+    learn: Callable[[float], None] | None = None
+
+
+class WorkSource(Protocol[R]):
+    """What the writer runs besides jobs. Called from the writer thread, except ``bind``."""
+
+    def bind(self, wake: Callable[[], None]) -> None:
+        """Keep ``wake``: call it (from any thread) when work arrives."""
+
+    def reload(self) -> None:
+        """Rebuild in-memory state from the database (at start, after a rollback)."""
+
+    def pending(self) -> bool: ...
+
+    def next_batch(self) -> Batch[R] | None: ...
+
+    def tick(self, *, final: bool = False) -> Callable[[], R]:
+        """The periodic work (every ``tick_s``), and the last one before the writer stops."""
+
+    def new_result(self) -> R:
+        """An empty result, for the storage watch to fill."""
+
+    def committed(self, seconds: float) -> None: ...
+
+    def commit_failed(self) -> None: ...
+
+
+class StorageWatch(Protocol[R]):  # type: ignore[misc]
     """Told, in the writer thread and inside a transaction of its own, when commits start
-    failing for lack of space and when there is room again; appends what to deliver."""
+    failing for lack of space and when there is room again; adds to ``result`` what to
+    deliver."""
 
-    def storage_failing(self, detail: str, result: BatchResult) -> None: ...
+    def storage_failing(self, detail: str, result: R) -> None: ...
 
-    def storage_recovered(self, result: BatchResult) -> None: ...
+    def storage_recovered(self, result: R) -> None: ...
 
 
 Job = Callable[[sqlite3.Connection], object]
@@ -73,42 +101,35 @@ COMMIT_ATTEMPTS = 6
 
 
 class DbWriter:
+    """The writer thread. Results are the source's own (``Any`` here: the writer only carries
+    them from its thread to ``on_result`` on the loop)."""
+
     def __init__(
         self,
         connection: sqlite3.Connection,
-        processor: IngestProcessor,
+        source: WorkSource[Any],
         clock: Clock,
         *,
-        max_batch: int = 2000,
         tick_s: float = 1.0,
-        batch_budget_s: float = 0.1,
         reserve: SpaceReserve | None = None,
-        storage_watch: StorageWatch | None = None,
+        storage_watch: StorageWatch[Any] | None = None,
         commit_attempts: int = COMMIT_ATTEMPTS,
     ) -> None:
         self._db = connection
-        self.processor = processor
+        self._source = source
         self._clock = clock
-        self._on_result: Callable[[BatchResult], None] = lambda result: None
+        self._on_result: Callable[[Any], None] = lambda result: None
         self._on_failure: FailureCallback | None = None
         self._reserve = reserve
         self._storage_watch = storage_watch
         self._commit_attempts = commit_attempts
-        self._max_batch = max_batch
         self._tick_s = tick_s
-        self._budget_s = batch_budget_s
-        self.seconds_per_message = 0.0
-        """The writer thread's CPU time per ordinary message in the last batches, the commit's
-        share included (0 until the first batch)."""
-        self._alarms: deque[Chunk] = deque()
-        self._normal: deque[Chunk] = deque()
         self._jobs: deque[tuple[Job, asyncio.Future[object]]] = deque()
         self._wake = threading.Event()
         self._retry_pause = threading.Event()  # never set: an interruptible sleep
         self._stopping = False
         self._tick_requested = False
-        self._offered = 0  # written by the loop thread only
-        self._taken = 0  # written by the writer thread only
+        source.bind(self._wake.set)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.alive = False
@@ -124,7 +145,7 @@ class DbWriter:
     def start(
         self,
         loop: asyncio.AbstractEventLoop,
-        on_result: Callable[[BatchResult], None],
+        on_result: Callable[[Any], None],
         on_failure: FailureCallback | None = None,
     ) -> None:
         """Start the thread; ``on_result`` runs on ``loop`` after every committed batch, and
@@ -132,27 +153,17 @@ class DbWriter:
         self._loop = loop
         self._on_result = on_result
         self._on_failure = on_failure
-        self.processor.load()
+        self._source.reload()
         if self._reserve is not None and not self._reserve.ensure():
             self.storage_error = "less free space than the reserve needs"
         self.alive = True
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
-    def offer(self, chunk: Chunk, *, alarm: bool = False) -> None:
-        (self._alarms if alarm else self._normal).append(chunk)
-        self._offered += len(chunk.messages)
-        self._wake.set()
-
     @property
     def healthy(self) -> bool:
         """Running, committing, and with room on its disk."""
         return self.alive and self.commit_error is None and self.storage_error is None
-
-    @property
-    def backlog(self) -> int:
-        """Messages handed over and not yet taken into a batch."""
-        return self._offered - self._taken
 
     def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``job`` in the writer thread, in its own transaction."""
@@ -186,25 +197,23 @@ class DbWriter:
             while True:
                 self._wake.wait(max(0.0, min(self._tick_s, next_tick - self._clock.monotonic())))
                 self._wake.clear()
-                chunks, alarms = self._take()
-                if chunks:
+                source = self._source
+                batch = source.next_batch()
+                if batch is not None:
                     started = time.thread_time()
-                    self._post(
-                        self._commit_retrying(functools.partial(self.processor.process, chunks))
-                    )
-                    if not alarms:
-                        self._learn(time.thread_time() - started, chunks)
-                    if self._alarms or self._normal:
+                    self._post(self._commit_retrying(batch.work))
+                    if batch.learn is not None:
+                        batch.learn(time.thread_time() - started)
+                    if source.pending():
                         self._wake.set()
                 self._run_jobs()
                 if self._tick_requested or self._clock.monotonic() >= next_tick:
                     self._tick_requested = False
                     next_tick = self._clock.monotonic() + self._tick_s
                     self._check_storage()
-                    tick = functools.partial(self.processor.tick, self._oldest_waiting())
-                    self._post(self._commit_retrying(tick))
-                if self._stopping and not (self._alarms or self._normal or self._jobs):
-                    self._post(self._commit_retrying(self.processor.tick))
+                    self._post(self._commit_retrying(source.tick()))
+                if self._stopping and not (source.pending() or self._jobs):
+                    self._post(self._commit_retrying(source.tick(final=True)))
                     break
         except BaseException as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -215,47 +224,7 @@ class DbWriter:
             if self.failure is not None and self._on_failure is not None:
                 self._call_loop(self._on_failure, self.failure)
 
-    def _oldest_waiting(self) -> float | None:
-        """When the oldest message not yet taken was received (only this thread takes)."""
-        heads = [queue[0].received_mono for queue in (self._alarms, self._normal) if queue]
-        return min(heads) if heads else None
-
-    def _take(self) -> tuple[list[Chunk], bool]:
-        """The next batch, and whether it is one of alarms: waiting alarms go alone (not topped
-        up with heartbeats), ordinary chunks up to the budget."""
-        alarms = bool(self._alarms)
-        queue = self._alarms if alarms else self._normal
-        limit = self._max_batch if alarms else self._ordinary_limit()
-        taken: list[Chunk] = []
-        count = 0
-        while queue and count < limit:
-            chunk = queue.popleft()
-            room = limit - count
-            if len(chunk.messages) > room:
-                # One socket read of a firehose can hold more than a budget: the rest waits at
-                # the head of the queue, in order, for the next batch.
-                queue.appendleft(dataclasses.replace(chunk, messages=chunk.messages[room:]))
-                chunk = dataclasses.replace(chunk, messages=chunk.messages[:room])
-            taken.append(chunk)
-            count += len(chunk.messages)
-        self._taken += count
-        return taken, alarms
-
-    def _ordinary_limit(self) -> int:
-        if self.seconds_per_message <= 0:
-            return self._max_batch
-        return max(1, min(self._max_batch, int(self._budget_s / self.seconds_per_message)))
-
-    def _learn(self, seconds: float, chunks: list[Chunk]) -> None:
-        """Follow the cost per message (it depends on the load: how many heartbeats fold, how
-        many are events), smoothed so one slow batch does not halve the next."""
-        messages = sum(len(chunk.messages) for chunk in chunks)
-        if messages:
-            cost = seconds / messages
-            previous = self.seconds_per_message
-            self.seconds_per_message = cost if previous <= 0 else 0.7 * previous + 0.3 * cost
-
-    def _commit_retrying(self, work: Callable[[], BatchResult]) -> BatchResult:
+    def _commit_retrying(self, work: Callable[[], T]) -> T:
         backoff = Backoff(initial=0.2, maximum=10.0)
         failures = 0
         while True:
@@ -267,8 +236,8 @@ class DbWriter:
             except Exception as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self.processor.metrics.commit_failures += 1
-                self.processor.load()  # if even this fails, the thread ends: nothing to trust
+                self._source.commit_failed()
+                self._source.reload()  # if even this fails, the thread ends: nothing to trust
                 delay = backoff.next_delay()
                 if is_out_of_space(exc):
                     log.error("writer.commit_failed_no_space error=%s retry_in_s=%.1f", exc, delay)
@@ -293,9 +262,7 @@ class DbWriter:
             self.commit_error = None
             if self.storage_error is not None and self._reserve is None:
                 self._storage_recovered()
-            metrics = self.processor.metrics
-            metrics.batches += 1
-            metrics.batch_seconds += time.perf_counter() - started
+            self._source.committed(time.perf_counter() - started)
             return result
 
     # --- running out of space -------------------------------------------------------------------
@@ -326,7 +293,7 @@ class DbWriter:
         watch = self._storage_watch
         if watch is None:
             return
-        result = BatchResult()
+        result = self._source.new_result()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             if failing is not None:
@@ -337,7 +304,7 @@ class DbWriter:
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            self.processor.load()
+            self._source.reload()
             log.critical("writer.storage_alert_failed error=%s", exc)
             return
         self._post(result)
@@ -357,12 +324,12 @@ class DbWriter:
                 log.exception("writer.job_failed")
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self.processor.load()
+                self._source.reload()
                 self._resolve(future, None, exc)
             else:
                 self._resolve(future, value, None)
 
-    def _post(self, result: BatchResult) -> None:
+    def _post(self, result: object) -> None:
         self._call_loop(self._on_result, result)
 
     def _resolve(

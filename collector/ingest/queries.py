@@ -1,4 +1,5 @@
-"""Read queries behind the API. Each takes a read-only connection (rows as ``sqlite3.Row``)."""
+"""Read queries behind the device API (devices, their events and the quarantine, the tables ingest
+writes). Each takes a read-only connection (rows as ``sqlite3.Row``)."""
 
 from __future__ import annotations
 
