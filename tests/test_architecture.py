@@ -248,4 +248,15 @@ def test_the_store_imports_no_domain() -> None:
         for target in targets
         if target.startswith("collector.") and not target.startswith("collector.store")
     }
-    assert leaks == set()
+    assert leaks == {("collector.store.writer", "collector.errors")}  # the errors' root only
+
+
+def test_each_domain_error_derives_from_the_shared_root_not_from_the_store() -> None:
+    from collector.alerts.engine import AlertError
+    from collector.errors import DomainError
+    from collector.faults.engine import FaultError
+
+    for error in (AlertError, FaultError):
+        assert issubclass(error, DomainError)
+        assert all(not base.__module__.startswith("collector.store") for base in error.__mro__)
+        assert error(404, "no such thing").retryable is False

@@ -21,11 +21,11 @@ from collector.alerts.policy import AlertPolicy
 from collector.alerts.roomstate import STATE_EVENT_TYPES, RoomState, restore
 from collector.alerts.rules import Condition, RuleSet
 from collector.alerts.store import AlertStore, OpenAlert
+from collector.errors import DomainError
 from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReport, StatusChange
 from collector.maintenance import MaintenanceCalendar
 from collector.registry import Registry
-from collector.store.writer import JobRejectedError
 from protocol.alerts import AlertMessage, AlertState, Severity, Transition
 from protocol.clock import Clock
 
@@ -37,10 +37,8 @@ MAINTENANCE_QUIET_RULES = frozenset(
 WATCHED_EVENT_TYPES = frozenset({*STATE_EVENT_TYPES, "sensor.suspect"})
 
 
-class AlertError(JobRejectedError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class AlertError(DomainError):
+    """The root of the alerts domain's errors."""
 
 
 class AlertEngine:

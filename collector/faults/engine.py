@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from collector.alerts.engine import AlertEngine
 from collector.alerts.rules import Condition
+from collector.errors import DomainError
 from collector.faults.conditions import (
     DeviceHealth,
     FaultCondition,
@@ -37,17 +38,14 @@ from collector.ingest.batch import BatchResult
 from collector.ingest.runtime import ComponentReading, ComponentReport, StatusChange
 from collector.maintenance import MaintenanceCalendar, Window
 from collector.registry import Registry
-from collector.store.writer import JobRejectedError
 from protocol.alerts import AlertMessage, Severity
 from protocol.clock import Clock
 
 log = logging.getLogger(__name__)
 
 
-class FaultError(JobRejectedError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class FaultError(DomainError):
+    """The root of the faults domain's errors."""
 
 
 class FaultEngine:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from collector.errors import DomainError
 from collector.store.errors import is_out_of_space
 from collector.store.reserve import SpaceReserve
 from protocol.backoff import Backoff
@@ -40,11 +41,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class JobRejectedError(Exception):
-    """A job refused its work before changing anything (not found, conflict): it is rolled back
-    and the in-memory state stays as it is."""
 
 
 class WriterFailedError(Exception):
@@ -316,9 +312,11 @@ class DbWriter:
                 self._db.execute("BEGIN IMMEDIATE")
                 value = job(self._db)
                 self._db.execute("COMMIT")
-            except JobRejectedError as exc:
+            except DomainError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+                if not exc.changed_nothing:
+                    self._source.reload()
                 self._resolve(future, None, exc)
             except Exception as exc:
                 log.exception("writer.job_failed")
