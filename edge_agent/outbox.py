@@ -20,6 +20,7 @@ from typing import Literal
 
 from protocol.clock import Clock
 from protocol.messages import EventEnvelope, OutboxStats, encode
+from protocol.migrations import migrate
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +283,4 @@ def _iso(moment: datetime) -> str:
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
-    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-        connection.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-        )
+    migrate(connection, _MIGRATIONS, name="outbox")

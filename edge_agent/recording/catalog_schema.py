@@ -15,11 +15,10 @@ States, in order (the uploader and the disk policy work from these)::
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from enum import StrEnum
 
-log = logging.getLogger(__name__)
+from protocol.migrations import migrate as run_migrations
 
 
 class SegmentState(StrEnum):
@@ -92,16 +91,4 @@ ALLOWED_FROM: dict[SegmentState, tuple[SegmentState, ...]] = {
 
 
 def migrate(connection: sqlite3.Connection) -> None:
-    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA user_version={number}")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        log.info("spool.migrated version=%d", number)
+    run_migrations(connection, MIGRATIONS, name="spool")
