@@ -139,26 +139,40 @@ async def test_server_disconnect_is_logged_with_its_reason_then_reconnect(
     )
 
 
-async def test_receive_maximum_limits_publishes_in_flight() -> None:
-    # CONNACK with Receive Maximum 2. (Mosquitto acknowledges at once, so it cannot show this.)
-    fake = FakeBroker(connack=bytes.fromhex("20 06 00 00 03 21 0002"))
-    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+RECEIVE_MAXIMUM_2 = bytes.fromhex("20 06 00 00 03 21 0002")
+"""A CONNACK with Receive Maximum 2. (Mosquitto acknowledges at once, so it cannot show it.)"""
+
+
+async def _limited_broker() -> tuple[FakeBroker, asyncio.Server, MqttConnection]:
+    fake = FakeBroker(connack=RECEIVE_MAXIMUM_2)
+    server = fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     conn = MqttConnection(
         BrokerAddress("127.0.0.1", fake.port),
         SessionOptions("limited"),
         subscriptions=[],
         on_messages=Inbox(),
         clock=SystemClock(),
+        backoff=fast_backoff(),
     )
+    return fake, server, conn
+
+
+def _published(fake: FakeBroker, connection: int = 0) -> list[bytes]:
+    """The payloads the client published on its ``connection``-th connection, in order."""
+    return [
+        packet.payload
+        for packet in _packets(bytes(fake.connections[connection]))
+        if isinstance(packet, mqtt5.PublishPacket)
+    ]
+
+
+async def test_receive_maximum_limits_publishes_in_flight() -> None:
+    fake, server, conn = await _limited_broker()
 
     def published() -> list[bytes]:
-        return [
-            packet.payload
-            for packet in _packets(bytes(fake.connections[0]))
-            if isinstance(packet, mqtt5.PublishPacket)
-        ]
+        return _published(fake)
 
-    async with fake.server, running(conn):
+    async with server, running(conn):
         futures = [conn.publish("t/q", str(i).encode(), qos=1) for i in range(5)]
         await eventually(lambda: len(published()) == 2, what="two publishes")
         await asyncio.sleep(0.2)  # a negative check: nothing more goes out without a PUBACK
@@ -177,25 +191,12 @@ async def test_receive_maximum_limits_publishes_in_flight() -> None:
 
 
 async def test_publishes_waiting_for_the_receive_maximum_go_out_after_a_reconnect() -> None:
-    fake = FakeBroker(connack=bytes.fromhex("20 06 00 00 03 21 0002"))  # Receive Maximum 2
-    fake.server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    conn = MqttConnection(
-        BrokerAddress("127.0.0.1", fake.port),
-        SessionOptions("limited"),
-        subscriptions=[],
-        on_messages=Inbox(),
-        clock=SystemClock(),
-        backoff=fast_backoff(),
-    )
+    fake, server, conn = await _limited_broker()
 
     def published(connection: int) -> list[bytes]:
-        return [
-            packet.payload
-            for packet in _packets(bytes(fake.connections[connection]))
-            if isinstance(packet, mqtt5.PublishPacket)
-        ]
+        return _published(fake, connection)
 
-    async with fake.server, running(conn):
+    async with server, running(conn):
         futures = [conn.publish("t/q", str(i).encode(), qos=1) for i in range(4)]
         await eventually(lambda: published(0) == [b"0", b"1"], what="two in flight")
         for future in futures[:2]:
