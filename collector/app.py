@@ -30,7 +30,7 @@ from collector.alerts.tamper import TamperAlerts
 from collector.alerts.webhooks import WebhookDispatcher
 from collector.api import devices, system
 from collector.api.context import STORE, Slot, StoreAccess
-from collector.api.errors import auth_middleware, errors_middleware
+from collector.api.errors import REFUSALS, ApiRefusals, auth_middleware, errors_middleware
 from collector.api.readiness import READINESS, Phase, Readiness, readiness_middleware
 from collector.enrollment import enroll, enroll_many, read_registry_file
 from collector.evidence.hooks import TamperHooks
@@ -44,7 +44,7 @@ from collector.ingest.intake import Intake
 from collector.ingest.processor import IngestProcessor
 from collector.ingest.queue import IngestQueue
 from collector.maintenance import MaintenanceCalendar
-from collector.metrics import CustosCollector, IngestMetrics, build_registry
+from collector.metrics import ApiRefusalsCollector, CustosCollector, IngestMetrics, build_registry
 from collector.registry import Registry
 from collector.reports import api as reports_api
 from collector.runner import FATAL, Fatal
@@ -77,6 +77,7 @@ def create_app(settings: CollectorSettings, *, clock: Clock | None = None) -> we
     app[CLOCK] = clock
     app[FATAL] = Fatal()
     app[READINESS] = Readiness()
+    app[REFUSALS] = ApiRefusals()
     app[STORE] = Slot("the database")
     app[INTAKE] = Slot("the MQTT intake")
     app.cleanup_ctx.append(_lifetime)
@@ -194,6 +195,7 @@ async def _start(app: web.Application, parts: contextlib.AsyncExitStack) -> None
         lambda: [({}, float(queue.backlog))],
     )
     prometheus = build_registry(exporter)
+    prometheus.register(ApiRefusalsCollector(app[REFUSALS].counts))
     hub = AlertHub()
     dispatcher = WebhookDispatcher(settings.alerts, readers, writer, clock)
     delivery = AlertDelivery(

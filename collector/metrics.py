@@ -122,3 +122,20 @@ def build_registry(collector: CustosCollector) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+class ApiRefusalsCollector(Collector):
+    """``custos_api_refused_total{status,code}`` from the API's refusal counts."""
+
+    def __init__(self, counts: Counter[tuple[int, str]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "custos_api_refused",
+            "API requests refused, by HTTP status and error code",
+            labels=["status", "code"],
+        )
+        for (status, code), count in sorted(self._counts.items()):
+            refused.add_metric([str(status), code], count)
+        yield refused

@@ -508,3 +508,21 @@ async def test_the_rules_hold_on_the_cases_the_issue_names(collector: RunningCol
                 assert response.status == status, (method, path, answer)
                 if code:
                     assert answer["error"]["code"] == code, (method, path, answer)
+
+
+async def test_refused_requests_are_counted_by_status_and_code(collector: RunningCollector) -> None:
+    def refused(metrics: str, status: int, code: str) -> float:
+        line = f'custos_api_refused_total{{code="{code}",status="{status}"}} '
+        found = [row for row in metrics.splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before = await collector.metrics()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.get(f"{collector.url}/api/v1/alerts/abc") as response:
+                assert response.status == 404
+        async with http.get(f"{collector.url}/api/v1/alerts?limit=-1") as response:
+            assert response.status == 400
+    after = await collector.metrics()
+    assert refused(after, 404, "not_found") - refused(before, 404, "not_found") == 3
+    assert refused(after, 400, "bad_parameter") - refused(before, 400, "bad_parameter") == 1

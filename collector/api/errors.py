@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -24,6 +26,23 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+@dataclass
+class ApiRefusals:
+    """Requests the API refused, by status and code (``custos_api_refused_total``): bad input
+    is logged and counted, as every message the collector refuses is."""
+
+    counts: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+
+REFUSALS = web.AppKey("api_refusals", ApiRefusals)
+
+
+def _refused(request: web.Request, status: int, code: str) -> None:
+    refusals = request.app.get(REFUSALS)
+    if refusals is not None:
+        refusals.counts[status, code] += 1
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -49,13 +68,17 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "api.refused status=%d code=%s method=%s path=%s",
             exc.status, exc.code, request.method, request.path,
         )  # fmt: skip
+        _refused(request, exc.status, exc.code)
         return error_response(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400 and request.path.startswith("/api/"):
-            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            code = exc.reason.lower().replace(" ", "_")
+            _refused(request, exc.status, code)
+            return error_response(exc.status, code, exc.reason)
         raise
     except Exception:
         log.exception("api.unhandled method=%s path=%s", request.method, request.path)
+        _refused(request, 500, "internal_error")
         return error_response(500, "internal_error", "internal error; see the collector log")
 
 
@@ -65,6 +88,7 @@ def auth_middleware(admin_token: str | None) -> Middleware:
         if admin_token and request.method not in ("GET", "HEAD", "OPTIONS"):
             supplied = request.headers.get("Authorization", "")
             if not hmac.compare_digest(supplied.encode(), f"Bearer {admin_token}".encode()):
+                _refused(request, 401, "unauthorized")
                 return error_response(401, "unauthorized", "this request needs the admin token")
         return await handler(request)
 
