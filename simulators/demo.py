@@ -129,6 +129,12 @@ def _processes(
     return broker, collector, sim
 
 
+def _last_line(log: str) -> str:
+    """What a process said last (the exception, after a traceback)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(it logged nothing)"
+
+
 def _watch(
     polls: tuple[Callable[[], None], ...],
     processes: tuple[SimProcess, CollectorProcess],
@@ -138,8 +144,15 @@ def _watch(
 ) -> int:
     """Poll the feeds once a second until Ctrl-C, the deadline, or a process that died."""
     while not stop.wait(1.0):
-        if not all(process.running for process in processes):
-            print(f"a demo process exited unexpectedly; see the logs in {data}/", file=sys.stderr)
+        dead = [process for process in processes if not process.running]
+        if dead:
+            for process in dead:
+                print(
+                    f"{process.log_path.name.removesuffix('.log')} exited unexpectedly: "
+                    f"{_last_line(process.log_text())}",
+                    file=sys.stderr,
+                )
+            print(f"see the logs in {data}/", file=sys.stderr)
             return 1
         with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
             for poll in polls:

@@ -3,6 +3,7 @@ names the zone, keeps recorded segments out of the way, stops cleanly and says w
 
 from __future__ import annotations
 
+import fcntl
 import re
 import subprocess
 import sys
@@ -29,3 +30,21 @@ def test_the_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
         f"stopped. Everything is kept in {data}/ (use --fresh to start over)."
     )
     assert (data / "collector").is_dir()
+
+
+def test_a_part_of_the_demo_that_dies_is_named_with_its_last_words(tmp_path: Path) -> None:
+    # Another agent process holds one room's outbox (a second demo on the same data, say).
+    data = tmp_path / "demo"
+    lock_path = data / "sim" / "demo-ir1" / "outbox.sqlite3.lock"
+    lock_path.parent.mkdir(parents=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            [sys.executable, "-m", "simulators.demo", "--data", str(data), "--duration", "60",
+             "--mqtt-port", "0", "--http-port", "0"],
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert "sim exited unexpectedly: " in done.stderr
+    assert "outbox.sqlite3 is in use by another agent process" in done.stderr
+    assert f"see the logs in {data}/" in done.stderr
