@@ -13,7 +13,7 @@ from typing import Any
 from collector import __version__
 from collector.commands import devices, faults, reports
 from collector.commands.client import CommandError
-from protocol.logsetup import configure_logging
+from protocol.logsetup import add_logging_options, configure_logging
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -112,18 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep recordings at least this many days, never fewer than 365 "
         "(env CUSTOS_RETENTION_DAYS; default 365)",
     )
-    serve.add_argument(
-        "--log-level",
-        default=_env("CUSTOS_LOG_LEVEL", "info"),
-        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
-    )
-    serve.add_argument(
-        "--log-format",
-        choices=("json", "text"),
-        default=_env("CUSTOS_LOG_FORMAT", "text"),
-        help="log lines as text or one JSON object each (env CUSTOS_LOG_FORMAT; "
-        "default %(default)s)",
-    )
+    add_logging_options(serve)
 
     devices.add_parsers(commands)
     faults.add_parsers(commands)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from firmware_config.loader import ConfigError, check_config, load_config
-from protocol.logsetup import configure_logging
+from protocol.logsetup import add_logging_options, configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,18 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CUSTOS_AGENT_DATA"),
         help="override storage.data_dir of the config (env CUSTOS_AGENT_DATA)",
     )
-    run.add_argument(
-        "--log-level",
-        default=os.environ.get("CUSTOS_LOG_LEVEL", "info"),
-        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=("json", "text"),
-        default=os.environ.get("CUSTOS_LOG_FORMAT", "text"),
-        help="log lines as text or one JSON object each, for journald and collectors of logs "
-        "(env CUSTOS_LOG_FORMAT; default %(default)s)",
-    )
+    add_logging_options(run)
 
     check = commands.add_parser(
         "check-config",

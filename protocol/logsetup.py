@@ -6,13 +6,32 @@ Library code only uses module loggers with lazy %-formatting and a stable event 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Literal
 
 LogFormat = Literal["json", "text"]
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` (env ``CUSTOS_LOG_LEVEL``) and ``--log-format`` (env
+    ``CUSTOS_LOG_FORMAT``) on ``parser``, for :func:`configure_logging`."""
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("CUSTOS_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("CUSTOS_LOG_FORMAT", "text"),
+        help="log lines as text, or one JSON object each for journald and collectors of logs "
+        "(env CUSTOS_LOG_FORMAT; default %(default)s)",
+    )
 
 
 class JsonFormatter(logging.Formatter):

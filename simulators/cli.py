@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from protocol.clock import SystemClock
-from protocol.logsetup import configure_logging
+from protocol.logsetup import add_logging_options, configure_logging
 from simulators.scenario import ScenarioError, builtin_names, load_scenario, play
 from simulators.site import EnrollmentError, SiteOptions, build_rooms, enroll_rooms, room_specs
 
@@ -93,18 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CUSTOS_ADMIN_TOKEN"),
         help="the collector's admin token, for enrollment (env CUSTOS_ADMIN_TOKEN)",
     )
-    run.add_argument(
-        "--log-level",
-        default=env("CUSTOS_LOG_LEVEL", "info"),
-        help="debug, info, warning or error (env CUSTOS_LOG_LEVEL; default %(default)s)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=("json", "text"),
-        default=env("CUSTOS_LOG_FORMAT", "text"),
-        help="log lines as text or one JSON object each (env CUSTOS_LOG_FORMAT; "
-        "default %(default)s)",
-    )
+    add_logging_options(run)
     commands.add_parser(
         "scenarios",
         help="list the built-in scenarios",
